@@ -1,0 +1,217 @@
+"""The storage I/O of rate limiting: sync ``limits`` for WSGI, ``limits.aio`` for ASGI.
+
+Both limiters drive the one evaluation in ``_limiting.evaluate``; they differ only in how
+a storage call is made. Both bound every call in time and share one outage policy:
+
+- ``memory`` (default): enforce the same limits in this process until the storage is back;
+- ``allow``: let requests through without limits;
+- ``deny``: answer 503 ``SERVICE_UNAVAILABLE`` with ``Retry-After``.
+
+One warning is logged when an outage starts and one line when it ends; the real storage
+is tried again at most every ``storage_retry_interval`` seconds meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from typing import Any
+
+from limits.aio.storage import MemoryStorage as AsyncMemoryStorage
+from limits.errors import ConfigurationError as LimitsConfigurationError
+from limits.storage import MemoryStorage, storage_from_string
+
+from ._errors import ConfigurationError, ServiceUnavailableException
+from ._limiting import ExpiryCache, Plan, RateLimitDecision, Steps, evaluate
+from ._settings import Settings
+
+__all__ = ["AsyncLimiter", "SyncLimiter", "build_storage"]
+
+logger = logging.getLogger("restfault")
+
+_REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel")
+
+
+def storage_options(settings: Settings, asynchronous: bool) -> dict[str, Any]:
+    """The user's storage options, plus timeouts (and no client retries) where unset."""
+    scheme = settings.storage_uri.split("://", 1)[0].lower()
+    options = dict(settings.storage_options)
+    timeout = settings.storage_timeout
+    if scheme in _REDIS_SCHEMES:
+        options.setdefault("socket_timeout", timeout)
+        options.setdefault("socket_connect_timeout", timeout)
+        if asynchronous:
+            options.setdefault("implementation", "redispy")
+        else:
+            # redis-py retries a timed-out command three times by default, which would
+            # turn a storage_timeout of 0.25 s into a second or more.
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            options.setdefault("retry", Retry(NoBackoff(), 0))
+    elif scheme == "memcached" and not asynchronous:
+        options.setdefault("connect_timeout", timeout)
+        options.setdefault("timeout", timeout)
+    return options
+
+
+def build_storage(settings: Settings, *, asynchronous: bool) -> Any:
+    """The ``limits`` storage for ``settings.storage_uri``; async twin for ASGI."""
+    uri = settings.storage_uri
+    try:
+        return storage_from_string(
+            f"async+{uri}" if asynchronous else uri, **storage_options(settings, asynchronous)
+        )
+    except (LimitsConfigurationError, TypeError, ValueError) as exc:
+        raise ConfigurationError(f"storage_uri={uri!r}: {exc}") from exc
+
+
+class _Outage:
+    """When the real storage is in use, and the log lines that mark an outage."""
+
+    __slots__ = ("failing_since", "interval", "next_try", "uri")
+
+    def __init__(self, uri: str, interval: float) -> None:
+        self.uri = uri
+        self.interval = interval
+        self.failing_since: float | None = None
+        self.next_try = 0.0
+
+    def primary_usable(self, now: float) -> bool:
+        return self.failing_since is None or now >= self.next_try
+
+    def failed(self, now: float, exc: BaseException) -> None:
+        if self.failing_since is None:
+            self.failing_since = now
+            logger.warning(
+                "restfault: rate-limit storage %s failed (%s: %s); falling back until it answers",
+                self.uri,
+                type(exc).__name__,
+                exc,
+            )
+        self.next_try = now + self.interval
+
+    def succeeded(self, now: float) -> None:
+        if self.failing_since is not None:
+            logger.warning(
+                "restfault: rate-limit storage %s answers again after %.1f s",
+                self.uri,
+                now - self.failing_since,
+            )
+            self.failing_since = None
+
+
+class _LimiterBase:
+    __slots__ = ("_fallback", "cache", "outage", "policy", "storage", "strategy")
+
+    def __init__(self, settings: Settings, storage: Any) -> None:
+        self.storage = storage
+        self.strategy = settings.strategy
+        self.policy = settings.on_storage_error
+        self.outage = _Outage(settings.storage_uri, settings.storage_retry_interval)
+        self.cache = ExpiryCache()
+        self._fallback: Any = None
+
+    def _steps(self, plan: Plan, now: float, primary: bool) -> Steps:
+        return evaluate(plan, self.strategy, now, self.cache if primary else None)
+
+    def _unavailable(self) -> ServiceUnavailableException:
+        return ServiceUnavailableException(
+            "Rate-limit storage unavailable", retry_after=self.outage.interval
+        )
+
+
+class SyncLimiter(_LimiterBase):
+    """Rate limits for WSGI code: blocking ``limits`` storage calls, bounded by timeouts."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, build_storage(settings, asynchronous=False))
+
+    def check(self, plan: Plan) -> RateLimitDecision | None:
+        """Hit every limit of ``plan``; the decision the response reports, or None."""
+        now = time.time()
+        if self.outage.primary_usable(now):
+            try:
+                decision = _run(self.storage, self._steps(plan, now, True))
+            except Exception as exc:
+                self.outage.failed(now, exc)
+            else:
+                self.outage.succeeded(now)
+                return decision
+        if self.policy == "allow":
+            return None
+        if self.policy == "deny":
+            raise self._unavailable()
+        if self._fallback is None:
+            self._fallback = MemoryStorage()
+        return _run(self._fallback, self._steps(plan, now, False))
+
+
+class AsyncLimiter(_LimiterBase):
+    """Rate limits for ASGI code: awaited ``limits.aio`` calls under ``storage_timeout``."""
+
+    __slots__ = ("timeout",)
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, build_storage(settings, asynchronous=True))
+        # The in-process storage cannot hang; skip the timer it would cost per request.
+        self.timeout = (
+            None if isinstance(self.storage, AsyncMemoryStorage) else settings.storage_timeout
+        )
+
+    async def check(self, plan: Plan) -> RateLimitDecision | None:
+        """Hit every limit of ``plan``; the decision the response reports, or None."""
+        now = time.time()
+        if self.outage.primary_usable(now):
+            try:
+                steps = self._steps(plan, now, True)
+                if self.timeout is None:
+                    decision = await _arun(self.storage, steps)
+                else:
+                    decision = await _within(self.timeout, _arun(self.storage, steps))
+            except Exception as exc:
+                self.outage.failed(now, exc)
+            else:
+                self.outage.succeeded(now)
+                return decision
+        if self.policy == "allow":
+            return None
+        if self.policy == "deny":
+            raise self._unavailable()
+        if self._fallback is None:
+            self._fallback = AsyncMemoryStorage()
+        return await _arun(self._fallback, self._steps(plan, now, False))
+
+
+def _run(storage: Any, steps: Steps) -> RateLimitDecision | None:
+    try:
+        op = next(steps)
+        while True:
+            op = steps.send(getattr(storage, op[0])(*op[1:]))
+    except StopIteration as done:
+        result: RateLimitDecision | None = done.value
+        return result
+
+
+async def _arun(storage: Any, steps: Steps) -> RateLimitDecision | None:
+    try:
+        op = next(steps)
+        while True:
+            op = steps.send(await getattr(storage, op[0])(*op[1:]))
+    except StopIteration as done:
+        result: RateLimitDecision | None = done.value
+        return result
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(seconds: float, call: Any) -> Any:
+        async with asyncio.timeout(seconds):
+            return await call
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(seconds: float, call: Any) -> Any:
+        return await asyncio.wait_for(call, seconds)

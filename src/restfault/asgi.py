@@ -1,0 +1,278 @@
+"""Pure ASGI middleware: envelopes and rate limits for any ASGI application.
+
+>>> app = RestFaultMiddleware(app, style="bkend", default_limits="100/minute")
+
+What it does for each HTTP request (WebSocket and lifespan scopes pass straight through):
+
+- hits the default limits (``limits.aio`` storage, never blocking the event loop) and
+  answers 429 with the envelope when one is exhausted;
+- turns an exception that escapes the app before the response started into the
+  envelope (unexpected ones are logged, answered 500, then re-raised for the server);
+- turns a framework's own non-JSON error response (status >= 400) into the envelope,
+  keeping its status and headers;
+- adds ``X-RateLimit-*`` headers to the response.
+
+A response that has already started is never rewritten: the error is logged and
+re-raised, so the server closes the connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ._core import Core, is_json_media_type, log_safe
+from ._errors import RestException
+from ._limiting import Limit, RateLimitDecision, client_address, pick, safe_key
+from ._render import ErrorResponse
+from ._settings import Settings
+from ._storage import AsyncLimiter
+from ._translate import active_translations, http_exception
+
+__all__ = ["RestFaultMiddleware"]
+
+logger = logging.getLogger("restfault")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+STATE_KEY = "restfault.state"
+
+
+class RequestState:
+    """Per-request facts shared by the middleware and route-level checks (kept in scope)."""
+
+    __slots__ = ("answered", "client_key", "decision", "request")
+
+    def __init__(self) -> None:
+        self.decision: RateLimitDecision | None = None
+        self.client_key: str | None = None
+        self.answered: BaseException | None = None
+        self.request: Any = None
+
+
+def encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """ASGI header pairs; CR and LF are blanked so no value can start a header of its own."""
+    return [
+        (
+            name.lower().encode("latin-1", "replace"),
+            value.replace("\r", " ").replace("\n", " ").encode("latin-1", "replace"),
+        )
+        for name, value in headers
+    ]
+
+
+async def send_envelope(
+    send: Send, response: ErrorResponse, extra: list[tuple[str, str]], head: bool
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": encode_headers(response.headers + extra),
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if head else response.body})
+
+
+def _header(headers: Any, name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class Pipeline:
+    """The ASGI machinery, shared by ``RestFaultMiddleware`` and the Starlette adapter."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        core: Core,
+        limiter: AsyncLimiter,
+        request_factory: Callable[[Scope], Any] | None = None,
+        is_exempt: Callable[[Scope], bool] | None = None,
+    ) -> None:
+        self.app = app
+        self.core = core
+        self.limiter = limiter
+        self.request_factory = request_factory
+        self.is_exempt = is_exempt
+        settings = core.settings
+        self.convert = settings.convert_error_responses
+        self.legacy_headers = settings.headers_enabled
+        self.ietf_headers = settings.ietf_headers
+
+    # -- rate limits ---------------------------------------------------------------------
+
+    def request_for(self, scope: Scope, state: RequestState) -> Any:
+        if state.request is None:
+            state.request = self.request_factory(scope) if self.request_factory else scope
+        return state.request
+
+    async def client_key(self, scope: Scope, state: RequestState) -> str:
+        if state.client_key is None:
+            settings = self.core.settings
+            key: Any = None
+            if settings.key_func is not None:
+                key = settings.key_func(self.request_for(scope, state))
+                if hasattr(key, "__await__"):
+                    key = await key
+            if key is None:
+                client = scope.get("client")
+                forwarded = (
+                    _header(scope.get("headers", ()), b"x-forwarded-for")
+                    if settings.trusted_proxies
+                    else None
+                )
+                key = client_address(
+                    client[0] if client else None, forwarded, settings.trusted_proxies
+                )
+            state.client_key = safe_key(key)
+        return state.client_key
+
+    async def check(self, scope: Scope, state: RequestState, limits: tuple[Limit, ...]) -> None:
+        """Hit ``limits`` for this request; raise the 429 when one is exhausted."""
+        request = self.request_for(scope, state)
+        client_key = await self.client_key(scope, state)
+        if any(limit.key_func_is_async or limit.cost_is_async for limit in limits):
+            plan = [
+                (
+                    limit,
+                    limit.storage_key(await _maybe_key(limit, request, client_key)),
+                    await _maybe_cost(limit, request),
+                )
+                for limit in limits
+            ]
+        else:
+            plan = self.core.plan(limits, request, client_key)
+        decision = await self.limiter.check(plan)
+        state.decision = pick(state.decision, decision)
+        if decision is not None and not decision.allowed:
+            raise decision.exception(time.time())
+
+    def rate_headers(self, state: RequestState) -> list[tuple[str, str]]:
+        decision = state.decision
+        if decision is None:
+            return []
+        return decision.headers(time.time(), legacy=self.legacy_headers, ietf=self.ietf_headers)
+
+    # -- the request ---------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = RequestState()
+        scope[STATE_KEY] = state
+        started = False
+        held: Message | None = None
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started, held
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = message["status"]
+                if (
+                    self.convert
+                    and status >= 400
+                    and not is_json_media_type(_header(message.get("headers", ()), b"content-type"))
+                ):
+                    held = message  # answer with the envelope once the app's body is done
+                    return
+                started = True
+                extra = self.rate_headers(state)
+                if extra:
+                    message = {
+                        **message,
+                        "headers": [*message.get("headers", ()), *encode_headers(extra)],
+                    }
+            elif held is not None and kind == "http.response.body":
+                if not message.get("more_body", False):
+                    start, held = held, None
+                    await self.answer(scope, send, state, _converted(start))
+                    started = True
+                return
+            await send(message)
+
+        token = active_translations.set(self.core.translations)
+        try:
+            core = self.core
+            if core.default_limits and not (
+                core.is_exempt_path(scope["path"]) or (self.is_exempt and self.is_exempt(scope))
+            ):
+                await self.check(scope, state, core.default_limits)
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            if started:
+                logger.error(
+                    "restfault: %s after the response started on %s %s; closing the connection",
+                    type(exc).__name__,
+                    log_safe(scope.get("method", "")),
+                    log_safe(scope.get("path", "")),
+                    exc_info=exc,
+                )
+                raise
+            if await self.answer(scope, send, state, exc):
+                raise
+        finally:
+            active_translations.reset(token)
+
+    async def answer(
+        self, scope: Scope, send: Send, state: RequestState, exc: BaseException
+    ) -> bool:
+        """Send the envelope for ``exc``; True when it was unexpected (to be re-raised)."""
+        response, unexpected = self.core.render(exc, scope.get("method", ""), scope.get("path", ""))
+        state.answered = exc
+        head = scope.get("method") == "HEAD"
+        await send_envelope(send, response, self.rate_headers(state), head)
+        return unexpected
+
+
+def _converted(start: Message) -> RestException:
+    headers = [
+        (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
+        for k, v in start.get("headers", ())
+    ]
+    return http_exception(int(start["status"]), None, headers)
+
+
+async def _maybe_key(limit: Limit, request: Any, client_key: str) -> str:
+    if limit.key_func is None:
+        return client_key
+    key = limit.key_func(request)
+    if hasattr(key, "__await__"):
+        key = await key
+    return client_key if key is None else safe_key(key)
+
+
+async def _maybe_cost(limit: Limit, request: Any) -> int:
+    if not callable(limit.cost):
+        return limit.cost
+    cost = limit.cost(request)
+    if hasattr(cost, "__await__"):
+        cost = await cost
+    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
+        raise TypeError(f"a limit's cost callable returned {cost!r}; it must return an int >= 1")
+    return cost
+
+
+class RestFaultMiddleware(Pipeline):
+    """Envelopes and rate limits for any ASGI app; takes every option of API.md §4.
+
+    ``key_func`` (sync or async) receives the ASGI scope; returning ``None`` keys the
+    request by client address. ``exempt_paths`` exempts paths from the default limits.
+    """
+
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
+        core = Core(Settings.from_options(asynchronous=True, **options))
+        super().__init__(app, core, AsyncLimiter(core.settings))
+
+    def translate(self, exc_type: type[BaseException]) -> Any:
+        """A decorator registering ``fn(exc) -> RestException`` for ``exc_type``."""
+        return self.core.translate(exc_type)

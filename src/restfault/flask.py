@@ -1,0 +1,127 @@
+"""Flask: an extension answering every error with the envelope and enforcing rate limits.
+
+>>> restfault = RestFault(style="bkend", default_limits="120/minute")
+>>> restfault.init_app(app)
+>>> @app.post("/email")
+... @restfault.limit("3/minute", code="EMAIL_RATE_LIMIT")
+... def email(): ...
+
+One error handler for ``Exception`` catches routing 404/405, werkzeug's HTTP errors (415,
+400 from ``get_json()``...), RestExceptions, translated and unexpected exceptions, so the
+answer is the same whether ``TESTING``, ``DEBUG`` or ``PROPAGATE_EXCEPTIONS`` is on or off.
+Limits are hit in ``before_request`` (sync ``limits`` storage); headers are added in
+``after_request``, which Flask runs for error responses too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+
+from ._core import Core
+from ._settings import Settings
+from ._storage import SyncLimiter
+from ._translate import active_translations
+from .wsgi import environ_client_key, rate_headers
+
+__all__ = ["RestFault"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+V = TypeVar("V")
+
+EXTENSION_KEY = "restfault"
+
+
+class RestFault:
+    """Envelopes, rate limits and batch translations for a Flask app, in Flask's conventions."""
+
+    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+        self.core = Core(Settings.from_options(asynchronous=False, **options))
+        self.limiter = SyncLimiter(self.core.settings)
+        self._exempt_blueprints: set[str] = set()
+        if app is not None:
+            self.init_app(app)
+
+    @property
+    def settings(self) -> Settings:
+        return self.core.settings
+
+    def init_app(self, app: Flask) -> None:
+        """Register the error handler and request hooks on ``app``."""
+        app.extensions[EXTENSION_KEY] = self
+        app.register_error_handler(Exception, self._handle)
+        app.before_request(self._before_request)
+        app.after_request(self._after_request)
+        app.teardown_request(self._teardown_request)
+
+    # -- decorators ----------------------------------------------------------------------
+
+    def limit(
+        self,
+        value: str | list[str],
+        *,
+        code: str | None = None,
+        key_func: Callable[[Any], Any] | None = None,
+        cost: int | Callable[[Any], Any] = 1,
+    ) -> Callable[[F], F]:
+        """Put an extra limit on one view (a budget of its own, on top of the defaults).
+
+        ``key_func`` and a callable ``cost`` receive ``flask.request``.
+        """
+        return self.core.limit(value, code=code, key_func=key_func, cost=cost)
+
+    def exempt(self, view: V) -> V:
+        """Exempt one view — or every view of a Blueprint — from the default limits."""
+        if isinstance(view, Blueprint):
+            self._exempt_blueprints.add(view.name)
+            return view
+        self.core.exempt_endpoints.add(view)
+        return view
+
+    def translate(self, exc_type: type[BaseException]) -> Any:
+        """Register ``fn(exc) -> RestException`` for ``exc_type`` (matched along its MRO)."""
+        return self.core.translate(exc_type)
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def _before_request(self) -> None:
+        core = self.core
+        g._restfault_token = active_translations.set(core.translations)
+        view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+        limits = core.route_limits.get(view, ()) if view is not None else ()
+        if core.default_limits and not self._is_exempt(view):
+            limits = core.default_limits + limits
+        if not limits:
+            return
+        key = environ_client_key(core, request, request.environ)
+        decision = self.limiter.check(core.plan(limits, request, key))
+        g._restfault_decision = decision
+        if decision is not None and not decision.allowed:
+            raise decision.exception(time.time())
+
+    def _is_exempt(self, view: Any) -> bool:
+        if view in self.core.exempt_endpoints or self.core.is_exempt_path(request.path):
+            return True
+        return bool(self._exempt_blueprints) and any(
+            name in self._exempt_blueprints for name in request.blueprints
+        )
+
+    def _after_request(self, response: Response) -> Response:
+        headers = rate_headers(self.core, g.get("_restfault_decision"))
+        if headers:
+            response.headers.extend(headers)
+        return response
+
+    def _teardown_request(self, exc: BaseException | None) -> None:
+        token = g.pop("_restfault_token", None)
+        if token is not None:
+            active_translations.reset(token)
+
+    def _handle(self, exc: Exception) -> Response:
+        rendered, _ = self.core.render(exc, request.method, request.path)
+        return current_app.response_class(
+            rendered.body, status=rendered.status, headers=rendered.headers
+        )

@@ -1,0 +1,213 @@
+"""Starlette and FastAPI: one object installs the middleware and the exception handlers.
+
+>>> restfault = RestFault(app, style="bkend", default_limits="120/minute")
+>>> @app.route("/email", methods=["POST"])
+... @restfault.limit("3/minute", code="EMAIL_RATE_LIMIT")
+... async def email(request): ...
+
+The middleware goes innermost (just outside Starlette's exception middleware), so every
+middleware the app adds — CORS included — wraps the envelopes and 429s it sends.
+Per-endpoint limits and exemptions are found once, by walking the routes, not per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ._core import Core
+from ._errors import BadRequestException, InvalidJsonException, RestException
+from ._limiting import Limit
+from ._render import ErrorResponse
+from ._settings import Settings
+from ._storage import AsyncLimiter
+from .asgi import STATE_KEY, Pipeline, RequestState, encode_headers
+
+__all__ = ["RestFault"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _response(rendered: ErrorResponse, head: bool) -> Response:
+    response = Response(b"" if head else rendered.body, status_code=rendered.status)
+    response.raw_headers = encode_headers(rendered.headers)
+    return response
+
+
+class _RouteGuard:
+    """Wraps one route's ASGI app to hit that endpoint's own limits before it runs."""
+
+    def __init__(self, app: ASGIApp, pipeline: Pipeline, limits: tuple[Limit, ...]) -> None:
+        self.app = app
+        self.pipeline = pipeline
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.get(STATE_KEY)
+        if isinstance(state, RequestState):
+            await self.pipeline.check(scope, state, self.limits)
+        await self.app(scope, receive, send)
+
+
+class RestFault:
+    """Envelopes, rate limits and batch translations for a Starlette or FastAPI app."""
+
+    def __init__(self, app: Any = None, **options: Any) -> None:
+        self.core = Core(Settings.from_options(asynchronous=True, **options))
+        self.limiter = AsyncLimiter(self.core.settings)
+        self.pipeline = _Pipeline(self)
+        self.app: Any = None
+        self._exempt_chains: list[tuple[BaseRoute, ...]] = []
+        self._prepared: tuple[int, ...] | None = None
+        if app is not None:
+            self.init_app(app)
+
+    @property
+    def settings(self) -> Settings:
+        return self.core.settings
+
+    def init_app(self, app: Any) -> None:
+        """Install the middleware and exception handlers on ``app`` (before it serves)."""
+        self.app = app
+        # Appended, not add_middleware()'d: innermost, so the app's own middleware (CORS)
+        # wraps every response restfault sends.
+        app.user_middleware.append(Middleware(self.pipeline.bind))
+        for exc_type in (HTTPException, RestException, *self.core.translations.types()):
+            app.add_exception_handler(exc_type, self._handle)
+        app.add_exception_handler(Exception, self._handle_unexpected)
+        self.core.translate_hooks.append(
+            lambda exc_type: app.add_exception_handler(exc_type, self._handle)
+        )
+        try:
+            from fastapi.exceptions import RequestValidationError
+        except ImportError:
+            pass
+        else:
+            app.add_exception_handler(RequestValidationError, self._handle_validation)
+        app.state.restfault = self
+
+    # -- decorators ----------------------------------------------------------------------
+
+    def limit(
+        self,
+        value: str | list[str],
+        *,
+        code: str | None = None,
+        key_func: Callable[[Any], Any] | None = None,
+        cost: int | Callable[[Any], Any] = 1,
+    ) -> Callable[[F], F]:
+        """Put an extra limit on one endpoint (a budget of its own, on top of the defaults)."""
+        return self.core.limit(value, code=code, key_func=key_func, cost=cost)
+
+    def exempt(self, endpoint: F) -> F:
+        """Exempt one endpoint from the default limits."""
+        return self.core.exempt(endpoint)
+
+    def translate(self, exc_type: type[BaseException]) -> Any:
+        """Register ``fn(exc) -> RestException`` for ``exc_type`` (matched along its MRO)."""
+        return self.core.translate(exc_type)
+
+    # -- exception handlers --------------------------------------------------------------
+
+    async def _handle(self, request: Request, exc: Exception) -> Response:
+        rendered, _ = self.core.render(exc, request.method, request.url.path)
+        return _response(rendered, request.method == "HEAD")
+
+    async def _handle_unexpected(self, request: Request, exc: Exception) -> Response:
+        state = request.scope.get(STATE_KEY)
+        if isinstance(state, RequestState) and state.answered is exc:
+            # restfault's middleware already answered and logged this one; Starlette only
+            # asks for a response it will not send because one has started.
+            return Response(status_code=500)
+        return await self._handle(request, exc)
+
+    async def _handle_validation(self, request: Request, exc: Exception) -> Response:
+        errors: Sequence[Any] = exc.errors()  # type: ignore[attr-defined]
+        invalid_json = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if invalid_json is not None:
+            detail = (invalid_json.get("ctx") or {}).get("error")
+            rest: RestException = InvalidJsonException(
+                f"Invalid JSON: {detail}" if detail else None
+            )
+        else:
+            # Location, type and message of each field; never the client's input values.
+            fields = [
+                {"loc": list(e.get("loc", ())), "type": e.get("type"), "message": e.get("msg")}
+                for e in errors
+            ]
+            rest = BadRequestException(
+                "Request validation failed", code="VALIDATION_ERROR", context={"errors": fields}
+            )
+        rest.__cause__ = exc
+        return await self._handle(request, rest)
+
+    # -- routes --------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Find per-endpoint limits and exemptions in the app's routes (cheap when unchanged)."""
+        router = getattr(self.app, "router", None)
+        routes = getattr(router, "routes", None)
+        if routes is None:
+            return
+        version = (len(routes), len(self.core.route_limits), len(self.core.exempt_endpoints))
+        if version == self._prepared:
+            return
+        chains: list[tuple[BaseRoute, ...]] = []
+        self._walk(routes, (), chains)
+        self._exempt_chains = chains
+        self._prepared = version
+
+    def _walk(
+        self, routes: Sequence[BaseRoute], parents: tuple[BaseRoute, ...], chains: list[Any]
+    ) -> None:
+        core = self.core
+        for route in routes:
+            endpoint = getattr(route, "endpoint", None)
+            if endpoint is not None:
+                limits = core.route_limits.get(endpoint)
+                if limits and not isinstance(getattr(route, "app", None), _RouteGuard):
+                    route.app = _RouteGuard(route.app, self.pipeline, limits)  # type: ignore[attr-defined]
+                if endpoint in core.exempt_endpoints:
+                    chains.append((*parents, route))
+            if isinstance(route, Mount):
+                self._walk(route.routes, (*parents, route), chains)
+
+    def is_exempt(self, scope: Scope) -> bool:
+        for chain in self._exempt_chains:
+            current = scope
+            for route in chain:
+                match, child = route.matches(current)
+                if match is not Match.FULL:
+                    break
+                current = {**current, **child}
+            else:
+                return True
+        return False
+
+
+class _Pipeline(Pipeline):
+    def __init__(self, restfault: RestFault) -> None:
+        super().__init__(
+            _missing_app, restfault.core, restfault.limiter, Request, restfault.is_exempt
+        )
+        self.restfault = restfault
+
+    def bind(self, app: ASGIApp) -> _Pipeline:
+        self.app = app
+        return self
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.restfault.prepare()
+        await super().__call__(scope, receive, send)
+
+
+async def _missing_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("restfault's middleware is not bound to an app yet")
