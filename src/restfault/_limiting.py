@@ -42,14 +42,8 @@ class Limit:
     cost: int | Callable[[Any], Any] = 1
     storage_prefix: str = ""
     window: int = 0
-
-    @property
-    def key_func_is_async(self) -> bool:
-        return self.key_func is not None and inspect.iscoroutinefunction(self.key_func)
-
-    @property
-    def cost_is_async(self) -> bool:
-        return callable(self.cost) and inspect.iscoroutinefunction(self.cost)
+    # Decided once: whether key_func or cost must be awaited (ASGI only).
+    is_async: bool = False
 
     def storage_key(self, client_key: str) -> str:
         return self.storage_prefix + client_key
@@ -92,6 +86,7 @@ def limits_for(
                 cost=cost,
                 storage_prefix=prefix,
                 window=item.get_expiry(),
+                is_async=inspect.iscoroutinefunction(key_func) or inspect.iscoroutinefunction(cost),
             )
         )
     return tuple(result)

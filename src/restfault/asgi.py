@@ -140,7 +140,7 @@ class Pipeline:
         """Hit ``limits`` for this request; raise the 429 when one is exhausted."""
         request = self.request_for(scope, state)
         client_key = await self.client_key(scope, state)
-        if any(limit.key_func_is_async or limit.cost_is_async for limit in limits):
+        if any(limit.is_async for limit in limits):
             plan = [
                 (
                     limit,

@@ -1,0 +1,113 @@
+"""JSON Schemas of the envelope styles, and OpenAPI response objects built from them.
+
+>>> from restfault.openapi import error_responses
+>>> @app.get("/items/{id}", responses=error_responses(404, 429))   # FastAPI
+... async def read_item(id: int): ...
+
+The schemas describe exactly what ``render_error`` produces, so a schema-driven client
+(or schemathesis) can check every error response a restfault app sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ._errors import ConfigurationError, reason_phrase
+from ._render import JSON, PROBLEM_JSON, STYLE_NAMES
+
+__all__ = ["envelope_schema", "error_responses"]
+
+_CODE = {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$"}
+_HEADERS_429 = {
+    "Retry-After": {
+        "description": "Whole seconds until the request would be allowed again.",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "X-RateLimit-Limit": {"schema": {"type": "integer", "minimum": 1}},
+    "X-RateLimit-Remaining": {"schema": {"type": "integer", "minimum": 0}},
+    "X-RateLimit-Reset": {
+        "description": "When the window resets, as Unix epoch seconds.",
+        "schema": {"type": "integer"},
+    },
+}
+
+
+def _status_schema(status: int | None) -> dict[str, Any]:
+    if status is None:
+        return {"type": "integer", "minimum": 400, "maximum": 599}
+    return {"type": "integer", "const": status}
+
+
+def envelope_schema(style: str = "dreamfactory", status: int | None = None) -> dict[str, Any]:
+    """The JSON Schema of an error envelope in ``style`` (for one ``status``, or any)."""
+    if style == "dreamfactory":
+        return {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": _status_schema(status),
+                        "message": {"type": "string"},
+                        "context": {},
+                    },
+                }
+            },
+        }
+    if style == "bkend":
+        return {
+            "type": "object",
+            "required": ["error", "message"],
+            "properties": {"error": _CODE, "message": {"type": "string"}, "context": {}},
+        }
+    if style == "problem":
+        return {
+            "type": "object",
+            "required": ["type", "title", "status", "detail", "code"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": _status_schema(status),
+                "detail": {"type": "string"},
+                "code": _CODE,
+                "instance": {"type": "string"},
+            },
+            "additionalProperties": True,
+        }
+    raise ConfigurationError(
+        f"style={style!r} has no schema; use one of {', '.join(map(repr, STYLE_NAMES))}"
+    )
+
+
+def error_responses(
+    *statuses: int,
+    style: str = "dreamfactory",
+    descriptions: Mapping[int, str] | None = None,
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI response objects for ``statuses`` (FastAPI's ``responses=`` takes them as is).
+
+    With no statuses, one ``"4XX"`` and one ``"5XX"`` entry cover every error.
+    """
+    content_type = PROBLEM_JSON if style == "problem" else JSON
+    wanted: Iterable[int | str] = statuses or ("4XX", "5XX")
+    result: dict[int | str, dict[str, Any]] = {}
+    for status in wanted:
+        number = status if isinstance(status, int) else None
+        if number is not None and not 400 <= number <= 599:
+            raise ConfigurationError(f"error_responses: {number} is not an error status")
+        description = (descriptions or {}).get(number or 0) or (
+            reason_phrase(number) if number else f"Error ({status})"
+        )
+        response: dict[str, Any] = {
+            "description": description,
+            "content": {content_type: {"schema": envelope_schema(style, number)}},
+        }
+        if number in (429, 503):
+            response["headers"] = (
+                _HEADERS_429 if number == 429 else {"Retry-After": _HEADERS_429["Retry-After"]}
+            )
+        result[status] = response
+    return result

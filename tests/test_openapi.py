@@ -1,0 +1,81 @@
+"""The published schemas describe exactly what the renderer sends."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from restfault import (
+    BatchException,
+    ConfigurationError,
+    NotFoundException,
+    RestException,
+    TooManyRequestsException,
+    render_error,
+)
+from restfault.openapi import envelope_schema, error_responses
+from restfault.starlette import RestFault
+
+STYLES = ["dreamfactory", "bkend", "problem"]
+EXCEPTIONS: list[BaseException] = [
+    NotFoundException("Table 'posts' not found", code="TABLE_NOT_FOUND"),
+    TooManyRequestsException(retry_after=3),
+    BatchException([{"index": 0, "message": "Duplicate"}], resource=[None]),
+    RestException(status_code=418),
+    RuntimeError("secret"),
+]
+
+
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("exc", EXCEPTIONS, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("debug", [False, True])
+def test_every_rendered_envelope_matches_its_schema(
+    style: str, exc: BaseException, debug: bool
+) -> None:
+    rendered = render_error(exc, style=style, debug=debug)
+    body = json.loads(rendered.body)
+    jsonschema.validate(body, envelope_schema(style))
+    jsonschema.validate(body, envelope_schema(style, rendered.status))
+
+
+@pytest.mark.parametrize("style", ["dreamfactory", "problem"])
+def test_a_status_schema_rejects_another_status(style: str) -> None:
+    body = json.loads(render_error(NotFoundException(), style=style).body)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(body, envelope_schema(style, 409))
+
+
+def test_error_responses_for_fastapi() -> None:
+    app = FastAPI()
+    RestFault(app, style="problem")
+
+    @app.get("/items/{item_id}", responses=error_responses(404, 429, style="problem"))
+    async def read_item(item_id: int) -> dict[str, Any]:
+        raise NotFoundException(code="RECORD_NOT_FOUND")
+
+    document = TestClient(app).get("/openapi.json").json()
+    responses = document["paths"]["/items/{item_id}"]["get"]["responses"]
+    assert responses["404"]["content"]["application/problem+json"]["schema"]["properties"][
+        "status"
+    ] == {
+        "type": "integer",
+        "const": 404,
+    }
+    assert "Retry-After" in responses["429"]["headers"]
+    answer = TestClient(app).get("/items/1")
+    jsonschema.validate(
+        answer.json(), responses["404"]["content"]["application/problem+json"]["schema"]
+    )
+
+
+def test_default_ranges_and_bad_input() -> None:
+    assert set(error_responses()) == {"4XX", "5XX"}
+    with pytest.raises(ConfigurationError, match="not an error status"):
+        error_responses(200)
+    with pytest.raises(ConfigurationError, match="style='xml'"):
+        envelope_schema("xml")
