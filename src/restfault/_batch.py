@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, NoReturn, TypeVar
 
 from ._errors import BadRequestException, BatchException, RestException
@@ -54,7 +54,10 @@ def raise_single_error(exc: BatchException, item_count: int) -> NoReturn:
     cause = exc.causes.get(0) if item_count == 1 else None
     if cause is None:
         raise exc
-    raise cause from exc
+    # Keep the item's own cause (the IntegrityError a translation turned into a 409).
+    if cause.__cause__ is None:
+        cause.__cause__ = exc
+    raise cause
 
 
 def _registry(translate: TranslateArg) -> Translations | None:
@@ -132,27 +135,37 @@ def run_batch(
 ) -> list[R]:
     """Run ``operation(item)`` for each item; return the results or raise ``BatchException``.
 
+    With ``transaction``, rollback mode runs the whole batch in one ``transaction()``;
+    halt and continue run each item in its own, so the items that succeed are committed
+    and a failed item leaves nothing behind.
+
     >>> run_batch(records, insert, mode="rollback", transaction=lambda: conn)
     """
     batch = _Batch(mode, transaction, translate)
-    if mode != "rollback":
-        for index, item in enumerate(items):
-            try:
-                batch.results.append(operation(item))
-            except Exception as exc:
-                if batch.failed(index, exc):
-                    break
+    if mode == "rollback" and transaction is not None:  # _Batch refuses rollback without one
+        try:
+            with transaction():
+                for index, item in enumerate(items):
+                    try:
+                        batch.results.append(operation(item))
+                    except Exception as exc:
+                        batch.failed(index, exc)
+                        raise _Abort from exc
+        except _Abort:
+            return batch.outcome(rolled_back=True)
         return batch.outcome()
-    try:
-        with transaction():  # type: ignore[misc]
-            for index, item in enumerate(items):
-                try:
-                    batch.results.append(operation(item))
-                except Exception as exc:
-                    batch.failed(index, exc)
-                    raise _Abort from exc
-    except _Abort:
-        return batch.outcome(rolled_back=True)
+    for index, item in enumerate(items):
+        try:
+            if transaction is None:
+                result = operation(item)
+            else:
+                with transaction():
+                    result = operation(item)
+        except Exception as exc:
+            if batch.failed(index, exc):
+                break
+        else:
+            batch.results.append(result)
     return batch.outcome()
 
 
@@ -164,36 +177,51 @@ async def arun_batch(
     transaction: Callable[[], Any] | None = None,
     translate: TranslateArg = None,
 ) -> list[R]:
-    """``run_batch`` for an async ``operation``; ``transaction`` may be sync or async."""
+    """``run_batch`` for an async ``operation``; ``transaction`` may be sync or async.
+
+    ``transaction()`` may return a context manager, an async one, or an awaitable of
+    either (an ``async def`` that opens the transaction).
+    """
     batch = _Batch(mode, transaction, translate)
-    if mode != "rollback":
-        for index, item in enumerate(items):
-            try:
-                batch.results.append(await operation(item))
-            except Exception as exc:
-                if batch.failed(index, exc):
-                    break
+    if mode == "rollback" and transaction is not None:  # _Batch refuses rollback without one
+        try:
+            async with _entered(transaction):
+                for index, item in enumerate(items):
+                    try:
+                        batch.results.append(await _awaited(operation(item)))
+                    except Exception as exc:
+                        batch.failed(index, exc)
+                        raise _Abort from exc
+        except _Abort:
+            return batch.outcome(rolled_back=True)
         return batch.outcome()
-    manager = transaction()  # type: ignore[misc]
-    try:
-        if hasattr(manager, "__aenter__"):
-            async with manager:
-                await _arun_all(batch, items, operation)
+    for index, item in enumerate(items):
+        try:
+            if transaction is None:
+                result = await _awaited(operation(item))
+            else:
+                async with _entered(transaction):
+                    result = await _awaited(operation(item))
+        except Exception as exc:
+            if batch.failed(index, exc):
+                break
         else:
-            with manager:
-                await _arun_all(batch, items, operation)
-    except _Abort:
-        return batch.outcome(rolled_back=True)
+            batch.results.append(result)
     return batch.outcome()
 
 
-async def _arun_all(
-    batch: _Batch, items: Iterable[Any], operation: Callable[[Any], Awaitable[Any]]
-) -> None:
-    for index, item in enumerate(items):
-        try:
-            result = operation(item)
-            batch.results.append(await result if inspect.isawaitable(result) else result)
-        except Exception as exc:
-            batch.failed(index, exc)
-            raise _Abort from exc
+async def _awaited(value: Any) -> Any:
+    # Tolerate a sync operation passed to arun_batch rather than failing on ``await``.
+    return await value if inspect.isawaitable(value) else value
+
+
+@contextlib.asynccontextmanager
+async def _entered(transaction: Callable[[], Any]) -> AsyncIterator[None]:
+    """Enter ``transaction()`` whether it is sync, async or awaitable."""
+    manager = await _awaited(transaction())
+    if hasattr(manager, "__aenter__"):
+        async with manager:
+            yield
+    else:
+        with manager:
+            yield

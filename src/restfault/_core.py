@@ -23,7 +23,10 @@ logger = logging.getLogger("restfault")
 F = TypeVar("F", bound=Callable[..., Any])
 E = TypeVar("E", bound=BaseException)
 
-_CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
+# C0, DEL and C1 controls, and the Unicode line and paragraph separators: every character
+# str.splitlines() (and many log viewers) break a line at.
+_CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
 
 
 def log_safe(text: str, limit: int = 512) -> str:
@@ -171,6 +174,16 @@ class Core:
                 log_safe(path),
                 exc_info=exc,
             )
+        elif rest is not exc and rest.status_code < 500:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "restfault: %s on %s %s answered %d %s",
+                    type(exc).__name__,
+                    log_safe(method, 16),
+                    log_safe(path),
+                    rest.status_code,
+                    rest.code,
+                )
         elif rest.status_code >= 500 and rest is not exc:
             logger.error(
                 "restfault: %s on %s %s became %d %s",

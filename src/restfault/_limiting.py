@@ -174,7 +174,9 @@ def sliding_window_stats(
     previous_reset_in = (
         previous_expires_in % (expiry / previous_count) if previous_count else math.inf
     )
-    current_reset_in = current_expires_in % expiry if current_count else math.inf
+    # Redis keeps a new current window for twice its length, and a TTL read in the same
+    # millisecond is exactly 2 * expiry: its window ends in a full expiry, not now.
+    current_reset_in = (current_expires_in % expiry or expiry) if current_count else math.inf
     return remaining, now + min(previous_reset_in, current_reset_in)
 
 

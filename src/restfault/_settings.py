@@ -40,22 +40,34 @@ def parse_limits(value: str | Iterable[str] | None, option: str) -> tuple[RateLi
     """``"10/second;1000/hour"`` or a list of such strings → parsed limits, or a clear error."""
     if value is None:
         return ()
-    texts = [value] if isinstance(value, str) else list(value)
+    texts = _texts(option, value, "a rate limit string such as '10/minute', or a list of them")
     parsed: list[RateLimitItem] = []
     for text in texts:
         if not isinstance(text, str):
             raise ConfigurationError(f"{option}: {text!r} is not a rate limit string")
         try:
-            parsed.extend(limits.parse_many(text))
+            items = limits.parse_many(text)
         except ValueError:
             raise ConfigurationError(
                 f"{option}: {text!r} is not a rate limit; write it like "
                 "'10/second', '100 per minute' or '10/second;1000/hour'"
             ) from None
-    for item in parsed:
-        if item.amount < 1:
-            raise ConfigurationError(f"{option}: {item} allows nothing; the amount must be >= 1")
+        for item in items:
+            if item.amount < 1:
+                raise ConfigurationError(
+                    f"{option}: {text!r} allows nothing ({item}); the amount must be >= 1"
+                )
+        parsed.extend(items)
     return tuple(parsed)
+
+
+def _texts(option: str, value: Any, expected: str) -> list[Any]:
+    """``value`` as a list: one string, or an iterable of them (never bytes or a number)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, bytes | bytearray) or not isinstance(value, Iterable):
+        raise ConfigurationError(f"{option}={value!r} must be {expected}")
+    return list(value)
 
 
 def _choice(option: str, value: Any, allowed: tuple[str, ...]) -> Any:
@@ -69,7 +81,7 @@ def _choice(option: str, value: Any, allowed: tuple[str, ...]) -> Any:
 def _networks(value: str | Iterable[str] | None) -> tuple[Network, ...]:
     if value is None:
         return ()
-    texts = [value] if isinstance(value, str) else list(value)
+    texts = _texts("trusted_proxies", value, "a CIDR such as '10.0.0.0/8', or a list of them")
     networks = []
     for text in texts:
         try:
@@ -157,9 +169,9 @@ class Settings:
         storage_options = options.get("storage_options") or {}
         if not isinstance(storage_options, Mapping):
             raise ConfigurationError(f"storage_options={storage_options!r} must be a mapping")
-        exempt_paths = options.get("exempt_paths") or ()
-        if isinstance(exempt_paths, str):
-            exempt_paths = (exempt_paths,)
+        exempt_paths = _texts(
+            "exempt_paths", options.get("exempt_paths") or (), "a path such as '/health', or a list"
+        )
         if not all(isinstance(p, str) and p.startswith("/") for p in exempt_paths):
             raise ConfigurationError(
                 f"exempt_paths={exempt_paths!r} must be paths starting with '/'"

@@ -19,12 +19,12 @@ import sys
 import time
 from typing import Any
 
-from limits.aio.storage import MemoryStorage as AsyncMemoryStorage
 from limits.errors import ConfigurationError as LimitsConfigurationError
-from limits.storage import MemoryStorage, storage_from_string
+from limits.storage import storage_from_string
 
 from ._errors import ConfigurationError, ServiceUnavailableException
 from ._limiting import ExpiryCache, Plan, RateLimitDecision, Steps, evaluate
+from ._memory import InProcessStorage
 from ._settings import Settings
 
 __all__ = ["AsyncLimiter", "SyncLimiter", "build_storage"]
@@ -51,6 +51,15 @@ def storage_options(settings: Settings, asynchronous: bool) -> dict[str, Any]:
             from redis.retry import Retry
 
             options.setdefault("retry", Retry(NoBackoff(), 0))
+        if scheme == "redis+sentinel":
+            # limits always hands redis-py a sentinel_kwargs dict, so redis-py never copies
+            # the socket timeouts to the sentinel connections: a sentinel that stopped
+            # answering would hang the master lookup.
+            sentinel = dict(options.get("sentinel_kwargs") or {})
+            for name in ("socket_timeout", "socket_connect_timeout", "retry"):
+                if name in options:
+                    sentinel.setdefault(name, options[name])
+            options["sentinel_kwargs"] = sentinel
     elif scheme == "memcached" and not asynchronous:
         options.setdefault("connect_timeout", timeout)
         options.setdefault("timeout", timeout)
@@ -60,6 +69,8 @@ def storage_options(settings: Settings, asynchronous: bool) -> dict[str, Any]:
 def build_storage(settings: Settings, *, asynchronous: bool) -> Any:
     """The ``limits`` storage for ``settings.storage_uri``; async twin for ASGI."""
     uri = settings.storage_uri
+    if uri.split("://", 1)[0].lower() == "memory":
+        return InProcessStorage()
     try:
         return storage_from_string(
             f"async+{uri}" if asynchronous else uri, **storage_options(settings, asynchronous)
@@ -91,7 +102,10 @@ class _Outage:
                 type(exc).__name__,
                 exc,
             )
-        self.next_try = now + self.interval
+        # Counted from when the failure was known, not from when the request began: a
+        # failure slower than the interval (a cluster re-discovering its nodes) would
+        # otherwise let every following request probe the silent storage again.
+        self.next_try = time.time() + self.interval
 
     def succeeded(self, now: float) -> None:
         if self.failing_since is not None:
@@ -145,7 +159,7 @@ class SyncLimiter(_LimiterBase):
         if self.policy == "deny":
             raise self._unavailable()
         if self._fallback is None:
-            self._fallback = MemoryStorage()
+            self._fallback = InProcessStorage()
         return _run(self._fallback, self._steps(plan, now, False))
 
 
@@ -155,11 +169,13 @@ class AsyncLimiter(_LimiterBase):
     __slots__ = ("timeout",)
 
     def __init__(self, settings: Settings) -> None:
+        # memory:// is the sync InProcessStorage, called directly: its calls are dict work
+        # that never blocks, while limits.aio's twin schedules a task that sweeps every key
+        # on each event-loop turn (a task per request; milliseconds once keys number 10^4).
+        in_process = settings.storage_uri.split("://", 1)[0].lower() == "memory"
         super().__init__(settings, build_storage(settings, asynchronous=True))
         # The in-process storage cannot hang; skip the timer it would cost per request.
-        self.timeout = (
-            None if isinstance(self.storage, AsyncMemoryStorage) else settings.storage_timeout
-        )
+        self.timeout = None if in_process else settings.storage_timeout
 
     async def check(self, plan: Plan) -> RateLimitDecision | None:
         """Hit every limit of ``plan``; the decision the response reports, or None."""
@@ -168,7 +184,7 @@ class AsyncLimiter(_LimiterBase):
             try:
                 steps = self._steps(plan, now, True)
                 if self.timeout is None:
-                    decision = await _arun(self.storage, steps)
+                    decision = _run(self.storage, steps)
                 else:
                     decision = await _within(self.timeout, _arun(self.storage, steps))
             except Exception as exc:
@@ -181,8 +197,8 @@ class AsyncLimiter(_LimiterBase):
         if self.policy == "deny":
             raise self._unavailable()
         if self._fallback is None:
-            self._fallback = AsyncMemoryStorage()
-        return await _arun(self._fallback, self._steps(plan, now, False))
+            self._fallback = InProcessStorage()
+        return _run(self._fallback, self._steps(plan, now, False))
 
 
 def _run(storage: Any, steps: Steps) -> RateLimitDecision | None:

@@ -38,9 +38,18 @@ Translation = Callable[[Any], RestException]
 E = TypeVar("E", bound=BaseException)
 
 # Headers of a framework exception that describe the body the envelope replaces (notably
-# werkzeug's text/html Content-Type); every other header (Allow, WWW-Authenticate,
-# Retry-After, the app's own) is kept.
-_BODY_HEADERS = frozenset({"content-type", "content-length", "transfer-encoding"})
+# werkzeug's text/html Content-Type, or the gzip encoding of a converted error page);
+# every other header (Allow, WWW-Authenticate, Retry-After, the app's own) is kept.
+_BODY_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "content-encoding",
+        "content-range",
+        "content-disposition",
+    }
+)
 
 
 class Translations:
@@ -137,6 +146,10 @@ def http_exception(
 ) -> RestException:
     """A RestException for a bare HTTP status, keeping the headers that matter."""
     kept = {name: value for name, value in headers if name.lower() not in _BODY_HEADERS}
+    for name, value in kept.items():
+        if name.lower() == "allow":
+            # Frameworks list methods in set order, which differs from process to process.
+            kept[name] = ", ".join(sorted({m.strip() for m in value.split(",") if m.strip()}))
     if not 400 <= status <= 599:
         status = 500
     return RestException(
@@ -149,7 +162,13 @@ def http_exception(
 
 def _from_starlette(exc: Any) -> RestException:
     headers = exc.headers.items() if exc.headers else ()
-    return http_exception(exc.status_code, exc.detail, headers)
+    detail = exc.detail
+    if detail is None or isinstance(detail, str):
+        return http_exception(exc.status_code, detail, headers)
+    # FastAPI's detail may be any JSON-able value: keep it as the context, not its repr.
+    rest = http_exception(exc.status_code, None, headers)
+    rest.context = detail
+    return rest
 
 
 def _from_werkzeug(exc: Any) -> RestException:

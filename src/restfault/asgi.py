@@ -80,6 +80,12 @@ async def send_envelope(
     await send({"type": "http.response.body", "body": b"" if head else response.body})
 
 
+def _encode_rate_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """``encode_headers`` for ``RateLimitDecision.headers()``: ASCII names, and values of
+    digits or sanitised structured-field strings, so there is no CR or LF to blank."""
+    return [(name.lower().encode("ascii"), value.encode("ascii")) for name, value in headers]
+
+
 def _header(headers: Any, name: bytes) -> str | None:
     for key, value in headers:
         if key.lower() == name:
@@ -138,9 +144,11 @@ class Pipeline:
 
     async def check(self, scope: Scope, state: RequestState, limits: tuple[Limit, ...]) -> None:
         """Hit ``limits`` for this request; raise the 429 when one is exhausted."""
-        request = self.request_for(scope, state)
         client_key = await self.client_key(scope, state)
-        if any(limit.is_async for limit in limits):
+        # The framework's request object is built only when a key_func or cost reads it.
+        needs_request = any(limit.key_func is not None or callable(limit.cost) for limit in limits)
+        request = self.request_for(scope, state) if needs_request else None
+        if needs_request and any(limit.is_async for limit in limits):
             plan = [
                 (
                     limit,
@@ -190,7 +198,7 @@ class Pipeline:
                 if extra:
                     message = {
                         **message,
-                        "headers": [*message.get("headers", ()), *encode_headers(extra)],
+                        "headers": [*message.get("headers", ()), *_encode_rate_headers(extra)],
                     }
             elif held is not None and kind == "http.response.body":
                 if not message.get("more_body", False):
@@ -217,6 +225,7 @@ class Pipeline:
                     log_safe(scope.get("path", "")),
                     exc_info=exc,
                 )
+                state.answered = exc  # logged: outer handlers must not log it again
                 raise
             if await self.answer(scope, send, state, exc):
                 raise
@@ -230,7 +239,12 @@ class Pipeline:
         response, unexpected = self.core.render(exc, scope.get("method", ""), scope.get("path", ""))
         state.answered = exc
         head = scope.get("method") == "HEAD"
-        await send_envelope(send, response, self.rate_headers(state), head)
+        extra = self.rate_headers(state)
+        if unexpected:
+            # Re-raised below, so the server drops the connection (uvicorn does): say so,
+            # or a keep-alive client's next request on it meets a reset.
+            extra.append(("Connection", "close"))
+        await send_envelope(send, response, extra, head)
         return unexpected
 
 

@@ -20,12 +20,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, g, request
+from werkzeug.exceptions import BadRequestKeyError, HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ._core import Core
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import active_translations
-from .wsgi import environ_client_key, rate_headers
+from .wsgi import _clean, environ_client_key, rate_headers
 
 __all__ = ["RestFault"]
 
@@ -120,8 +122,17 @@ class RestFault:
         if token is not None:
             active_translations.reset(token)
 
-    def _handle(self, exc: Exception) -> Response:
+    def _handle(self, exc: Exception) -> WerkzeugResponse:
+        if isinstance(exc, HTTPException) and (exc.code is None or exc.code < 400):
+            # Not an error (a routing redirect, abort(response)): reaches this handler only
+            # under TRAP_HTTP_EXCEPTIONS; answered as Flask would.
+            return exc.get_response()
+        if isinstance(exc, BadRequestKeyError):
+            # Flask's DEBUG appends the KeyError to the message; answer as without DEBUG.
+            exc.show_exception = False
         rendered, _ = self.core.render(exc, request.method, request.path)
+        # CR/LF blanked as the other adapters do: werkzeug refuses them, which would turn
+        # the envelope into Flask's own 500.
         return current_app.response_class(
-            rendered.body, status=rendered.status, headers=rendered.headers
+            rendered.body, status=rendered.status, headers=_clean(rendered.headers)
         )

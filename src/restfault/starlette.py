@@ -12,6 +12,7 @@ Per-endpoint limits and exemptions are found once, by walking the routes, not pe
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -23,7 +24,7 @@ from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._core import Core
-from ._errors import BadRequestException, InvalidJsonException, RestException
+from ._errors import BadRequestException, ConfigurationError, InvalidJsonException, RestException
 from ._limiting import Limit
 from ._render import ErrorResponse
 from ._settings import Settings
@@ -75,6 +76,10 @@ class RestFault:
 
     def init_app(self, app: Any) -> None:
         """Install the middleware and exception handlers on ``app`` (before it serves)."""
+        if getattr(app, "middleware_stack", None) is not None:
+            raise ConfigurationError(
+                "RestFault.init_app() must run before the app serves its first request"
+            )
         self.app = app
         # Appended, not add_middleware()'d: innermost, so the app's own middleware (CORS)
         # wraps every response restfault sends.
@@ -117,6 +122,13 @@ class RestFault:
     # -- exception handlers --------------------------------------------------------------
 
     async def _handle(self, request: Request, exc: Exception) -> Response:
+        if request.scope["type"] != "http":
+            # Starlette hands a WebSocket's exceptions to the same handlers: restfault
+            # answers HTTP only, so the error goes on as if restfault were not there.
+            raise exc
+        if isinstance(exc, HTTPException) and exc.status_code < 400:
+            # Not an error (304 Not Modified, a redirect): answered as Starlette would.
+            return Response(status_code=exc.status_code, headers=exc.headers)
         rendered, _ = self.core.render(exc, request.method, request.url.path)
         return _response(rendered, request.method == "HEAD")
 
@@ -200,8 +212,10 @@ class _Pipeline(Pipeline):
         self.restfault = restfault
 
     def bind(self, app: ASGIApp) -> _Pipeline:
-        self.app = app
-        return self
+        """The middleware around ``app``; route guards keep using the unbound original."""
+        bound = copy.copy(self)
+        bound.app = app
+        return bound
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

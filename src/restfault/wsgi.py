@@ -114,11 +114,14 @@ class RestFaultMiddleware:
         environ = exchange.environ
         method = environ.get("REQUEST_METHOD", "")
         response, _ = self.core.render(exc, method, environ.get("PATH_INFO", ""))
+        # exc_info only when replacing headers the app already passed on (PEP 3333); on a
+        # first call, servers such as werkzeug's test client re-raise it.
+        exc_info = (type(exc), exc, exc.__traceback__) if exchange.started else None
         exchange.started = True
         exchange.start_response(
             _status_line(response.status),
             _clean(response.headers + rate_headers(self.core, exchange.decision)),
-            (type(exc), exc, exc.__traceback__),
+            exc_info,
         )
         return [b""] if method == "HEAD" else [response.body]
 

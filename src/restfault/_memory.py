@@ -1,0 +1,63 @@
+"""The ``memory://`` storage: ``limits``' MemoryStorage without a sweeper thread per request.
+
+``limits.storage.MemoryStorage`` expires keys from a ``threading.Timer`` that every
+counter update restarts once the last one has finished: under load a new thread every
+10 ms, each scanning every key. (Its ``limits.aio`` twin schedules an asyncio task that
+scans every key on each event-loop turn, milliseconds per request once keys number in
+the tens of thousands.) Here fixed-window counters (``incr``/``decr``, which the
+sliding-window counter also uses) expire lazily when read, and expired keys are swept
+inline at most once per ``sweep_interval`` seconds. Counting is unchanged; moving windows
+keep ``limits``' own code.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from limits.storage import MemoryStorage
+
+__all__ = ["InProcessStorage"]
+
+
+class InProcessStorage(MemoryStorage):
+    """``MemoryStorage`` whose counters expire lazily, with an amortised inline sweep."""
+
+    def __init__(self, sweep_interval: float = 1.0) -> None:
+        super().__init__()
+        # One lock for the counters: held for a few dict operations, never across I/O, and
+        # unlike limits' lock per key it leaves nothing behind per client.
+        self._counter_lock = threading.Lock()
+        self._sweep_interval = sweep_interval
+        self._next_sweep = 0.0
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        now = time.time()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        with self._counter_lock:
+            if self.expirations.get(key, 0) <= now:  # the window ended: count anew
+                self.storage.pop(key, None)
+                self.expirations.pop(key, None)
+            value = self.storage[key] + amount
+            self.storage[key] = value
+            if value == amount:
+                self.expirations[key] = now + expiry
+        return value
+
+    def decr(self, key: str, amount: int = 1) -> int:
+        now = time.time()
+        with self._counter_lock:
+            if self.expirations.get(key, 0) <= now:
+                self.storage.pop(key, None)
+                self.expirations.pop(key, None)
+            self.storage[key] = max(self.storage[key] - amount, 0)
+            return self.storage.get(key, 0)
+
+    def _sweep(self, now: float) -> None:
+        self._next_sweep = now + self._sweep_interval
+        with self._counter_lock:
+            ended = [key for key, end in self.expirations.items() if end <= now]
+            for key in ended:
+                self.storage.pop(key, None)
+                self.expirations.pop(key, None)

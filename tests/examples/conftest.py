@@ -1,0 +1,111 @@
+"""The two example apps under their real servers: uvicorn (Starlette) and gunicorn (Flask).
+
+A server is started once per module and environment (``example(**env)`` caches it), so
+the whole contract walk costs a handful of processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.servers import Server, gunicorn_server, running, uvicorn_server
+
+APPS = ("starlette", "flask")
+
+# The bkend style (string codes in the body) and limits generous enough that only the
+# rate-limit tests meet a 429. An empty value stands for "unset": the apps then use their
+# defaults, whatever the environment running the tests holds.
+BASE_ENV = {
+    "RESTFAULT_STYLE": "bkend",
+    "RESTFAULT_STORAGE_URI": "",
+    "RESTFAULT_STRATEGY": "",
+    "RESTFAULT_DEFAULT_LIMITS": "10000/minute",
+    "RESTFAULT_EMAIL_LIMITS": "10000/minute",
+    "RESTFAULT_DEBUG": "",
+    "EXAMPLE_DB": "",
+}
+
+
+def example_server(app: str, env: dict[str, str], workers: int = 1) -> Server:
+    """The example ``app`` ("starlette" or "flask") under its real server, not yet started."""
+    if app == "starlette":
+        return uvicorn_server("examples.starlette_app.app:app", env, workers=workers)
+    return gunicorn_server("examples.flask_app.app:app", env, workers=workers)
+
+
+class Api:
+    """A client for one running example app; ``key=`` sends ``X-API-Key``."""
+
+    def __init__(self, app: str, server: Server) -> None:
+        self.app = app
+        self.server = server
+        self.base_url = f"http://127.0.0.1:{server.port}"
+        self.client = httpx.Client(base_url=self.base_url, timeout=10)
+
+    def request(
+        self, method: str, path: str, *, key: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if key is not None:
+            headers["X-API-Key"] = key
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+Factory = Callable[..., Api]
+
+
+@pytest.fixture(scope="module")
+def example_servers() -> Iterator[Callable[..., Api]]:
+    """``start(app, **env)``: the app running with ``BASE_ENV`` updated by ``env``, cached."""
+    started: dict[tuple[str, tuple[tuple[str, str], ...]], Api] = {}
+    with contextlib.ExitStack() as stack:
+
+        def start(app: str, **env: str) -> Api:
+            full = {**BASE_ENV, **env}
+            key = (app, tuple(sorted(full.items())))
+            if key not in started:
+                server = stack.enter_context(running(example_server(app, full)))
+                api = Api(app, server)
+                stack.callback(api.close)
+                started[key] = api
+            return started[key]
+
+        yield start
+
+
+@pytest.fixture(scope="module", params=APPS)
+def app_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def example(example_servers: Callable[..., Api], app_name: str) -> Factory:
+    """``example(**env)``: this test's app with that environment."""
+
+    def start(**env: str) -> Api:
+        return example_servers(app_name, **env)
+
+    return start
+
+
+@pytest.fixture
+def api(example: Factory) -> Api:
+    """The app in the bkend style (codes in the body), limits out of the way, debug off."""
+    return example()

@@ -1,0 +1,303 @@
+"""Flask specifics: config flags change nothing, blueprints, get_json's 415 and 400,
+werkzeug's aborts, redirects left alone, CORS."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Blueprint, Flask, abort, jsonify, request
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import TooManyRequests, Unauthorized
+
+from restfault import ConflictResourceException, NotFoundException
+from restfault.flask import RestFault
+from tests.conftest import Reply, reply_from_werkzeug
+
+MakeApp = Callable[..., tuple[Flask, RestFault]]
+
+
+def add_views(app: Flask) -> None:
+    @app.get("/rest")
+    def rest() -> Any:
+        raise NotFoundException("Record 7 not found", code="RECORD_NOT_FOUND")
+
+    @app.get("/crash")
+    def crash() -> Any:
+        raise RuntimeError("password=hunter2")
+
+    @app.get("/abort")
+    def aborted() -> Any:
+        raise Unauthorized("Token expired", www_authenticate=WWWAuthenticate("bearer"))
+
+    @app.post("/json")
+    def json_body() -> Any:
+        return jsonify(request.get_json())
+
+    @app.post("/form")
+    def form() -> Any:
+        return jsonify(request.form["missing"])
+
+    @app.get("/slash/")
+    def slash() -> Any:
+        return jsonify({"slash": True})
+
+
+SCENARIOS: list[tuple[str, str, dict[str, Any]]] = [
+    ("GET", "/rest", {}),
+    ("GET", "/crash", {}),
+    ("GET", "/abort", {}),
+    ("GET", "/nowhere", {}),
+    ("DELETE", "/rest", {}),
+    ("POST", "/json", {"data": b"{nope", "content_type": "application/json"}),
+    ("POST", "/json", {"data": b"{}", "content_type": "text/plain"}),
+    ("POST", "/json", {"data": b"[" * 20_000, "content_type": "application/json"}),
+    ("POST", "/form", {"data": {"present": "1"}}),
+]
+SCENARIO_IDS = [
+    "rest",
+    "crash",
+    "abort",
+    "404",
+    "405",
+    "json-400",
+    "json-415",
+    "json-deep",
+    "form-key",
+]
+FLAGS = ("TESTING", "DEBUG", "PROPAGATE_EXCEPTIONS")
+CONFIGS = [
+    dict(zip(FLAGS, values, strict=True)) for values in itertools.product((False, True), repeat=3)
+]
+
+
+def call(app: Flask, method: str, path: str, **kwargs: Any) -> Reply:
+    return reply_from_werkzeug(app.test_client().open(path, method=method, **kwargs))
+
+
+def baseline(method: str, path: str, kwargs: dict[str, Any]) -> Reply:
+    app = Flask("baseline")
+    add_views(app)
+    RestFault(app, style="bkend")
+    return call(app, method, path, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "config", CONFIGS, ids=lambda c: "-".join(k for k, v in c.items() if v) or "none"
+)
+@pytest.mark.parametrize(("method", "path", "kwargs"), SCENARIOS, ids=SCENARIO_IDS)
+def test_config_flags_change_nothing(
+    flask_app: MakeApp, config: dict[str, bool], method: str, path: str, kwargs: dict[str, Any]
+) -> None:
+    app, _ = flask_app(config=config, style="bkend")
+    add_views(app)
+
+    reply = call(app, method, path, **kwargs)
+    expected = baseline(method, path, kwargs)
+
+    assert reply.status == expected.status
+    assert reply.status >= 400
+    assert reply.json() == expected.json()
+    assert reply.content_type == "application/json"
+    assert reply.headers.get("allow") == expected.headers.get("allow")
+    assert reply.headers.get("www-authenticate") == expected.headers.get("www-authenticate")
+
+
+def test_scenarios_answer_as_expected() -> None:
+    answers = {
+        scenario_id: baseline(method, path, kwargs)
+        for scenario_id, (method, path, kwargs) in zip(SCENARIO_IDS, SCENARIOS, strict=True)
+    }
+    assert answers["rest"].json() == {"error": "RECORD_NOT_FOUND", "message": "Record 7 not found"}
+    assert answers["crash"].status == 500
+    assert answers["crash"].json() == {
+        "error": "INTERNAL_SERVER_ERROR",
+        "message": "Internal Server Error",
+    }
+    assert answers["abort"].status == 401
+    assert answers["abort"].json() == {"error": "UNAUTHORIZED", "message": "Token expired"}
+    assert answers["abort"].headers["www-authenticate"].lower().startswith("bearer")
+    assert answers["404"].json()["error"] == "NOT_FOUND"
+    assert answers["405"].json()["error"] == "METHOD_NOT_ALLOWED"
+    assert answers["405"].headers["allow"]
+    assert answers["json-400"].json()["error"] == "INVALID_JSON"
+    assert answers["json-415"].status == 415
+    assert answers["json-415"].json()["error"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert answers["json-deep"].json()["error"] == "INVALID_JSON"
+    assert answers["form-key"].status == 400
+    assert answers["form-key"].json()["error"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize("trap", [False, True])
+def test_redirects_stay_redirects(flask_app: MakeApp, trap: bool) -> None:
+    app, _ = flask_app(config={"TRAP_HTTP_EXCEPTIONS": trap})
+    add_views(app)
+
+    reply = call(app, "GET", "/slash")
+
+    assert reply.status == 308
+    assert reply.headers["location"].endswith("/slash/")
+
+
+@pytest.mark.parametrize("trap", [False, True])
+def test_abort_with_a_response_keeps_it(flask_app: MakeApp, trap: bool) -> None:
+    from flask import Response
+
+    app, _ = flask_app(config={"TRAP_HTTP_EXCEPTIONS": trap})
+
+    @app.get("/own")
+    def own() -> Any:
+        abort(Response("custom", status=402, mimetype="text/plain"))
+
+    reply = call(app, "GET", "/own")
+    assert (reply.status, reply.body) == (402, b"custom")
+
+
+def test_trapped_http_exceptions_are_envelopes(flask_app: MakeApp) -> None:
+    app, _ = flask_app(config={"TRAP_HTTP_EXCEPTIONS": True}, style="bkend")
+    add_views(app)
+    assert call(app, "GET", "/nowhere").json()["error"] == "NOT_FOUND"
+    assert call(app, "GET", "/abort").status == 401
+
+
+def test_werkzeug_retry_after_is_kept(flask_app: MakeApp) -> None:
+    app, _ = flask_app(style="bkend")
+
+    @app.get("/busy")
+    def busy() -> Any:
+        raise TooManyRequests(retry_after=17)
+
+    @app.get("/abort-busy")
+    def abort_busy() -> Any:
+        abort(503, "Down for maintenance")
+
+    reply = call(app, "GET", "/busy")
+    assert reply.status == 429
+    assert reply.headers["retry-after"] == "17"
+    assert reply.json()["error"] == "RATE_LIMIT_EXCEEDED"
+    reply = call(app, "GET", "/abort-busy")
+    assert reply.json() == {"error": "SERVICE_UNAVAILABLE", "message": "Down for maintenance"}
+
+
+def test_get_json_variants(flask_app: MakeApp) -> None:
+    app, _ = flask_app(style="bkend")
+
+    @app.post("/silent")
+    def silent() -> Any:
+        return jsonify({"got": request.get_json(silent=True)})
+
+    @app.post("/property")
+    def prop() -> Any:
+        return jsonify({"got": request.json})
+
+    @app.post("/forced")
+    def forced() -> Any:
+        return jsonify({"got": request.get_json(force=True)})
+
+    assert call(app, "POST", "/silent", data=b"{nope", content_type="application/json").json() == {
+        "got": None
+    }
+    reply = call(app, "POST", "/property", data=b"{nope", content_type="application/json")
+    assert (reply.status, reply.json()["error"]) == (400, "INVALID_JSON")
+    reply = call(app, "POST", "/property", data=b"{}", content_type="text/plain")
+    assert (reply.status, reply.json()["error"]) == (415, "UNSUPPORTED_MEDIA_TYPE")
+    reply = call(app, "POST", "/forced", data=b'{"a": "\xff"}', content_type="text/plain")
+    assert (reply.status, reply.json()["error"]) == (400, "INVALID_JSON")
+    reply = call(app, "POST", "/forced", data=b'{"a": 1}', content_type="text/plain")
+    assert reply.json() == {"got": {"a": 1}}
+
+
+# -- blueprints ------------------------------------------------------------------------------
+
+
+def test_blueprints(flask_app: MakeApp) -> None:
+    app, _ = flask_app(style="bkend")
+    api = Blueprint("api", __name__, url_prefix="/api")
+    v2 = Blueprint("v2", __name__, url_prefix="/v2")
+
+    @api.get("/conflict")
+    def conflict() -> Any:
+        raise ConflictResourceException(code="UNIQUE_CONSTRAINT")
+
+    @api.get("/crash")
+    def crash() -> Any:
+        raise ValueError("internal detail")
+
+    @v2.get("/missing")
+    def missing() -> Any:
+        abort(404, "No v2 record")
+
+    api.register_blueprint(v2)
+    app.register_blueprint(api)
+
+    assert call(app, "GET", "/api/conflict").json() == {
+        "error": "UNIQUE_CONSTRAINT",
+        "message": "Conflict",
+    }
+    reply = call(app, "GET", "/api/crash")
+    assert reply.status == 500
+    assert b"internal detail" not in reply.body
+    assert call(app, "GET", "/api/v2/missing").json() == {
+        "error": "NOT_FOUND",
+        "message": "No v2 record",
+    }
+    assert call(app, "GET", "/api/nowhere").json()["error"] == "NOT_FOUND"
+    assert call(app, "POST", "/api/conflict").json()["error"] == "METHOD_NOT_ALLOWED"
+
+
+def test_blueprint_own_handler_is_respected(flask_app: MakeApp) -> None:
+    """A more specific handler the app registers itself still wins, as Flask promises."""
+    app, _ = flask_app(style="bkend")
+    bp = Blueprint("bp", __name__)
+
+    @bp.get("/custom")
+    def custom() -> Any:
+        raise KeyError("k")
+
+    @bp.errorhandler(KeyError)
+    def handle_key_error(exc: KeyError) -> Any:
+        return jsonify({"handled": "by the blueprint"}), 422
+
+    app.register_blueprint(bp)
+    reply = call(app, "GET", "/custom")
+    assert (reply.status, reply.json()) == (422, {"handled": "by the blueprint"})
+
+
+def test_init_app_later_and_extension_key() -> None:
+    restfault = RestFault(style="bkend")
+    app = Flask("later")
+    add_views(app)
+    restfault.init_app(app)
+    assert app.extensions["restfault"] is restfault
+    assert call(app, "GET", "/rest").json()["error"] == "RECORD_NOT_FOUND"
+
+
+def test_one_extension_many_apps() -> None:
+    restfault = RestFault(style="bkend")
+    apps = [Flask(f"app{i}") for i in range(2)]
+    for app in apps:
+        add_views(app)
+        restfault.init_app(app)
+    for app in apps:
+        assert call(app, "GET", "/rest").status == 404
+
+
+# -- CORS ------------------------------------------------------------------------------------
+
+
+def test_cors_headers_on_errors_and_429(flask_app: MakeApp) -> None:
+    flask_cors = pytest.importorskip("flask_cors")
+    app, _ = flask_app(default_limits="1/minute")
+    add_views(app)
+    flask_cors.CORS(app, origins=["https://app.example"])
+    origin = {"Origin": "https://app.example"}
+
+    first = call(app, "GET", "/rest", headers=origin)
+    assert first.status == 404
+    assert first.headers["access-control-allow-origin"] == "https://app.example"
+    limited = call(app, "GET", "/rest", headers=origin)
+    assert limited.status == 429
+    assert limited.headers["access-control-allow-origin"] == "https://app.example"
+    assert "retry-after" in limited.headers
