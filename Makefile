@@ -21,7 +21,12 @@ services:
 	bash .ci/install-services
 
 demo: install
-	@echo "restfault demo: Starlette example on http://$(HOST):$(PORT) (memory storage)"
+	@echo "restfault demo: the Starlette example on http://$(HOST):$(PORT) (memory storage). Try:"
+	@echo "  curl -i http://$(HOST):$(PORT)/api/v2/health"
+	@echo "  curl -i http://$(HOST):$(PORT)/api/v2/db/_table/contacts -H 'X-API-Key: pk_demo'"
+	@echo "  curl -i http://$(HOST):$(PORT)/api/v2/db/_table/Contacts -H 'X-API-Key: pk_demo'"
+	@echo "  curl -i -X POST http://$(HOST):$(PORT)/api/v2/db/_table/contacts -H 'X-API-Key: pk_demo' -d '{bad'"
+	@echo "  curl -i http://$(HOST):$(PORT)/api/v2/boom -H 'X-API-Key: pk_demo'"
 	HOST=$(HOST) PORT=$(PORT) RESTFAULT_STORAGE_URI=memory:// $(PY) examples/starlette_app/app.py
 
 demo-flask: install
@@ -39,8 +44,15 @@ pytest: install services
 
 test: lint typecheck pytest
 
-bench: install
-	$(PY) bench/run.py
+# Benchmarks (docs/benchmarks.md): `make bench`, or `make bench BENCH_ARGS=--quick`.
+# Installs the peers (the `bench` extra), and wrk for the loopback runs when it is missing.
+BENCH_ARGS ?=
+bench: install services
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
+		|| echo "bench: wrk is not installed; loopback runs will be skipped"
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
