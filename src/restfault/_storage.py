@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from limits.errors import ConfigurationError as LimitsConfigurationError
@@ -82,10 +84,12 @@ def build_storage(settings: Settings, *, asynchronous: bool) -> Any:
 class _Outage:
     """When the real storage is in use, and the log lines that mark an outage."""
 
-    __slots__ = ("failing_since", "interval", "next_try", "uri")
+    __slots__ = ("failing_since", "interval", "lock", "next_try", "uri")
 
     def __init__(self, uri: str, interval: float) -> None:
         self.uri = uri
+        # Threaded WSGI servers fail several requests at once: one warning per outage.
+        self.lock = threading.Lock()
         self.interval = interval
         self.failing_since: float | None = None
         self.next_try = 0.0
@@ -94,8 +98,11 @@ class _Outage:
         return self.failing_since is None or now >= self.next_try
 
     def failed(self, now: float, exc: BaseException) -> None:
-        if self.failing_since is None:
-            self.failing_since = now
+        with self.lock:
+            first = self.failing_since is None
+            if first:
+                self.failing_since = now
+        if first:
             logger.warning(
                 "restfault: rate-limit storage %s failed (%s: %s); falling back until it answers",
                 self.uri,
@@ -108,59 +115,82 @@ class _Outage:
         self.next_try = time.time() + self.interval
 
     def succeeded(self, now: float) -> None:
-        if self.failing_since is not None:
+        if self.failing_since is None:  # the common case: no lock taken
+            return
+        with self.lock:
+            since, self.failing_since = self.failing_since, None
+        if since is not None:
             logger.warning(
                 "restfault: rate-limit storage %s answers again after %.1f s",
                 self.uri,
-                now - self.failing_since,
+                now - since,
             )
-            self.failing_since = None
 
 
 class _LimiterBase:
-    __slots__ = ("_fallback", "cache", "outage", "policy", "storage", "strategy")
+    __slots__ = ("_factory", "_fallback", "cache", "outage", "policy", "storage", "strategy")
 
-    def __init__(self, settings: Settings, storage: Any) -> None:
-        self.storage = storage
+    def __init__(self, settings: Settings, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self.storage: Any = None
+        self.outage = _Outage(settings.storage_uri, settings.storage_retry_interval)
+        try:
+            self.storage = factory()
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            # Some clients (sync redis+cluster) connect while being built: an outage at
+            # start-up must not keep the app from starting.
+            self.outage.failed(time.time(), exc)
         self.strategy = settings.strategy
         self.policy = settings.on_storage_error
-        self.outage = _Outage(settings.storage_uri, settings.storage_retry_interval)
-        self.cache = ExpiryCache()
+        # In process, reading a window's end costs no round trip: nothing to cache (and
+        # nothing to keep per client once the windows are over).
+        in_process = settings.storage_uri.split("://", 1)[0].lower() == "memory"
+        self.cache: ExpiryCache | None = None if in_process else ExpiryCache()
         self._fallback: Any = None
 
     def _steps(self, plan: Plan, now: float, primary: bool) -> Steps:
         return evaluate(plan, self.strategy, now, self.cache if primary else None)
 
-    def _unavailable(self) -> ServiceUnavailableException:
-        return ServiceUnavailableException(
-            "Rate-limit storage unavailable", retry_after=self.outage.interval
-        )
+    def _connected(self) -> Any:
+        """The storage, built now if building it failed at start-up (a cluster that was
+        down then); a failure here counts as part of the outage."""
+        if self.storage is None:
+            self.storage = self._factory()
+        return self.storage
+
+    def _degraded(self, plan: Plan, now: float) -> RateLimitDecision | None:
+        """The answer while the storage is out, as ``on_storage_error`` says."""
+        if self.policy == "allow":
+            return None
+        if self.policy == "deny":
+            raise ServiceUnavailableException(
+                "Rate-limit storage unavailable", retry_after=self.outage.interval
+            )
+        if self._fallback is None:
+            self._fallback = InProcessStorage()
+        return _run(self._fallback, self._steps(plan, now, False))
 
 
 class SyncLimiter(_LimiterBase):
     """Rate limits for WSGI code: blocking ``limits`` storage calls, bounded by timeouts."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, build_storage(settings, asynchronous=False))
+        super().__init__(settings, lambda: build_storage(settings, asynchronous=False))
 
     def check(self, plan: Plan) -> RateLimitDecision | None:
         """Hit every limit of ``plan``; the decision the response reports, or None."""
         now = time.time()
         if self.outage.primary_usable(now):
             try:
-                decision = _run(self.storage, self._steps(plan, now, True))
+                decision = _run(self._connected(), self._steps(plan, now, True))
             except Exception as exc:
                 self.outage.failed(now, exc)
             else:
                 self.outage.succeeded(now)
                 return decision
-        if self.policy == "allow":
-            return None
-        if self.policy == "deny":
-            raise self._unavailable()
-        if self._fallback is None:
-            self._fallback = InProcessStorage()
-        return _run(self._fallback, self._steps(plan, now, False))
+        return self._degraded(plan, now)
 
 
 class AsyncLimiter(_LimiterBase):
@@ -173,7 +203,7 @@ class AsyncLimiter(_LimiterBase):
         # that never blocks, while limits.aio's twin schedules a task that sweeps every key
         # on each event-loop turn (a task per request; milliseconds once keys number 10^4).
         in_process = settings.storage_uri.split("://", 1)[0].lower() == "memory"
-        super().__init__(settings, build_storage(settings, asynchronous=True))
+        super().__init__(settings, lambda: build_storage(settings, asynchronous=True))
         # The in-process storage cannot hang; skip the timer it would cost per request.
         self.timeout = None if in_process else settings.storage_timeout
 
@@ -184,21 +214,15 @@ class AsyncLimiter(_LimiterBase):
             try:
                 steps = self._steps(plan, now, True)
                 if self.timeout is None:
-                    decision = _run(self.storage, steps)
+                    decision = _run(self._connected(), steps)
                 else:
-                    decision = await _within(self.timeout, _arun(self.storage, steps))
+                    decision = await _within(self.timeout, _arun(self._connected(), steps))
             except Exception as exc:
                 self.outage.failed(now, exc)
             else:
                 self.outage.succeeded(now)
                 return decision
-        if self.policy == "allow":
-            return None
-        if self.policy == "deny":
-            raise self._unavailable()
-        if self._fallback is None:
-            self._fallback = InProcessStorage()
-        return _run(self._fallback, self._steps(plan, now, False))
+        return self._degraded(plan, now)
 
 
 def _run(storage: Any, steps: Steps) -> RateLimitDecision | None:
