@@ -67,7 +67,7 @@ class Server:
         self.env = {**os.environ, **(env or {})}
         self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
 
     def start(self, timeout: float = 15.0) -> Server:
         self.process = subprocess.Popen(

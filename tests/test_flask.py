@@ -142,17 +142,24 @@ def test_redirects_stay_redirects(flask_app: MakeApp, trap: bool) -> None:
 
 
 @pytest.mark.parametrize("trap", [False, True])
-def test_abort_with_a_response_keeps_it(flask_app: MakeApp, trap: bool) -> None:
+@pytest.mark.parametrize("convert", [True, False])
+def test_abort_with_a_response(flask_app: MakeApp, trap: bool, convert: bool) -> None:
+    """A text error response becomes the envelope (status kept), as in every adapter;
+    ``convert_error_responses=False`` keeps it as the view made it."""
     from flask import Response
 
-    app, _ = flask_app(config={"TRAP_HTTP_EXCEPTIONS": trap})
+    app, _ = flask_app(config={"TRAP_HTTP_EXCEPTIONS": trap}, convert_error_responses=convert)
 
     @app.get("/own")
     def own() -> Any:
         abort(Response("custom", status=402, mimetype="text/plain"))
 
     reply = call(app, "GET", "/own")
-    assert (reply.status, reply.body) == (402, b"custom")
+    if convert:
+        assert reply.status == 402
+        assert reply.json() == {"error": {"code": 402, "message": "Payment Required"}}
+    else:
+        assert (reply.status, reply.body) == (402, b"custom")
 
 
 def test_trapped_http_exceptions_are_envelopes(flask_app: MakeApp) -> None:
@@ -301,3 +308,29 @@ def test_cors_headers_on_errors_and_429(flask_app: MakeApp) -> None:
     assert limited.status == 429
     assert limited.headers["access-control-allow-origin"] == "https://app.example"
     assert "retry-after" in limited.headers
+
+
+def test_a_views_own_text_error_becomes_the_envelope() -> None:
+    from flask import Flask
+
+    from restfault.flask import RestFault
+
+    app = Flask(__name__)
+    RestFault(app, style="bkend", default_limits="10/minute")
+
+    @app.get("/legacy")
+    def legacy() -> tuple[str, int, dict[str, str]]:
+        return "nope", 404, {"X-Trace": "abc"}
+
+    @app.get("/json")
+    def own_json() -> tuple[dict[str, str], int]:
+        return {"error": "MINE"}, 409
+
+    reply = app.test_client().get("/legacy")
+    assert reply.status_code == 404
+    assert reply.get_json() == {"error": "NOT_FOUND", "message": "Not Found"}
+    assert reply.headers["X-Trace"] == "abc"
+    assert reply.headers["X-RateLimit-Limit"] == "10"
+    untouched = app.test_client().get("/json")
+    assert untouched.status_code == 409
+    assert untouched.get_json() == {"error": "MINE"}

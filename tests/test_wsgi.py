@@ -397,3 +397,21 @@ def test_default_limits_answer_429_envelopes() -> None:
     assert int(exchange.headers["retry-after"]) >= 1
     assert exchange.headers["x-ratelimit-remaining"] == "0"
     assert serve(app, "/health").status == 200
+
+
+def test_error_before_the_first_chunk_of_a_started_response() -> None:
+    """start_response was passed on, but no body chunk yet: the server has sent nothing,
+    so the envelope replaces the headers (with exc_info, as PEP 3333 asks)."""
+
+    def app(environ: Any, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/csv")])
+        yield b""
+        raise NotFoundException("export source gone")
+
+    exchange = serve(RestFaultMiddleware(app), "/export")
+
+    assert exchange.error is None
+    assert [c[0].split()[0] for c in exchange.calls] == ["200", "404"]
+    assert exchange.calls[1][2] is not None
+    assert json.loads(exchange.body)["error"]["message"] == "export source gone"
+    assert exchange.closed

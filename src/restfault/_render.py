@@ -67,10 +67,15 @@ def json_default(value: Any) -> Any:
     return str(value)
 
 
+# Built once: json.dumps() with any option builds a new JSONEncoder on every call, which
+# costs more than encoding a small envelope does.
+_ENCODER = json.JSONEncoder(default=json_default, separators=(",", ":"))
+
+
 def dumps(document: Any) -> bytes:
     """Compact JSON, ASCII-only so that lone surrogates and control characters stay escaped."""
     try:
-        text = json.dumps(document, default=json_default, separators=(",", ":"))
+        text = _ENCODER.encode(document)
     except (ValueError, TypeError, RecursionError):
         # Circular or pathologically deep context: keep the envelope, drop what broke it.
         logger.warning("restfault: an error context could not be encoded as JSON; dropped")

@@ -19,14 +19,14 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, current_app, g, request
 from werkzeug.exceptions import BadRequestKeyError, HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from ._core import Core
+from ._core import Core, is_json_media_type
 from ._settings import Settings
 from ._storage import SyncLimiter
-from ._translate import active_translations
+from ._translate import active_translations, http_exception
 from .wsgi import _clean, environ_client_key, rate_headers
 
 __all__ = ["RestFault"]
@@ -92,7 +92,10 @@ class RestFault:
     def _before_request(self) -> None:
         core = self.core
         g._restfault_token = active_translations.set(core.translations)
-        view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+        view = None
+        if core.route_limits or core.exempt_endpoints:  # else no view can change the answer
+            endpoint = request.endpoint
+            view = current_app.view_functions.get(endpoint) if endpoint else None
         limits = core.route_limits.get(view, ()) if view is not None else ()
         if core.default_limits and not self._is_exempt(view):
             limits = core.default_limits + limits
@@ -105,13 +108,25 @@ class RestFault:
             raise decision.exception(time.time())
 
     def _is_exempt(self, view: Any) -> bool:
-        if view in self.core.exempt_endpoints or self.core.is_exempt_path(request.path):
+        core = self.core
+        if view in core.exempt_endpoints or (
+            core.settings.exempt_paths and core.is_exempt_path(request.path)
+        ):
             return True
         return bool(self._exempt_blueprints) and any(
             name in self._exempt_blueprints for name in request.blueprints
         )
 
-    def _after_request(self, response: Response) -> Response:
+    def _after_request(self, response: WerkzeugResponse) -> WerkzeugResponse:
+        if (
+            response.status_code >= 400
+            and self.core.settings.convert_error_responses
+            and not is_json_media_type(response.content_type)
+        ):
+            # A view's own text or HTML error (``return "nope", 404``): the envelope, with
+            # the status and headers kept, as the ASGI and WSGI middlewares answer.
+            rest = http_exception(response.status_code, None, response.headers.items())
+            response = self._handle(rest)
         headers = rate_headers(self.core, g.get("_restfault_decision"))
         if headers:
             response.headers.extend(headers)

@@ -156,19 +156,22 @@ class _Body:
     def __iter__(self) -> Iterator[bytes]:
         exchange = self.exchange
         iterator = iter(self.body)
+        # A server sends the headers with the first non-empty chunk (PEP 3333): until then
+        # the envelope can still replace them, even after start_response was passed on.
+        body_sent = False
         while exchange.held is None:
             try:
                 chunk = next(iterator)
             except StopIteration:
                 break
             except Exception as exc:
-                if exchange.started:
+                if body_sent:
                     _log_after_start(exchange.environ, exc)
                     raise
-                # The app failed before passing start_response on: nothing was sent yet.
                 yield from self.middleware.answer(exchange, exc)
                 return
             if exchange.held is None:
+                body_sent = body_sent or bool(chunk)
                 yield chunk
         if exchange.held is not None:
             status, headers = exchange.held
