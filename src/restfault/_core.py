@@ -34,6 +34,18 @@ def log_safe(text: str, limit: int = 512) -> str:
     return text[:limit].translate(_CONTROL)
 
 
+def log_after_start(exc: BaseException, method: str, path: str) -> None:
+    """Log an error raised once the response had started: it cannot be answered any more,
+    so the adapter re-raises it and the server closes the connection."""
+    logger.error(
+        "restfault: %s after the response started on %s %s; closing the connection",
+        type(exc).__name__,
+        log_safe(method, 16),
+        log_safe(path),
+        exc_info=exc,
+    )
+
+
 def is_json_media_type(content_type: str | None) -> bool:
     """``application/json``, ``application/problem+json`` and other ``+json`` types."""
     if not content_type:

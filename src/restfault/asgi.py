@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._core import Core, is_json_media_type, log_safe
+from ._core import Core, is_json_media_type, log_after_start
 from ._errors import RestException
 from ._limiting import Limit, RateLimitDecision, client_address, pick, safe_key
 from ._render import ErrorResponse
@@ -218,13 +218,7 @@ class Pipeline:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
             if started:
-                logger.error(
-                    "restfault: %s after the response started on %s %s; closing the connection",
-                    type(exc).__name__,
-                    log_safe(scope.get("method", "")),
-                    log_safe(scope.get("path", "")),
-                    exc_info=exc,
-                )
+                log_after_start(exc, scope.get("method", ""), scope.get("path", ""))
                 state.answered = exc  # logged: outer handlers must not log it again
                 raise
             if await self.answer(scope, send, state, exc):

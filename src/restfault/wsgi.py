@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ._core import Core, is_json_media_type, log_safe
+from ._core import Core, is_json_media_type, log_after_start
 from ._errors import reason_phrase
 from ._limiting import RateLimitDecision, client_address, safe_key
 from ._settings import Settings
@@ -166,7 +166,10 @@ class _Body:
                 break
             except Exception as exc:
                 if body_sent:
-                    _log_after_start(exchange.environ, exc)
+                    environ = exchange.environ
+                    log_after_start(
+                        exc, environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+                    )
                     raise
                 yield from self.middleware.answer(exchange, exc)
                 return
@@ -182,13 +185,3 @@ class _Body:
         close = getattr(self.body, "close", None)
         if close is not None:
             close()
-
-
-def _log_after_start(environ: Environ, exc: BaseException) -> None:
-    logger.error(
-        "restfault: %s after the response started on %s %s; closing the connection",
-        type(exc).__name__,
-        log_safe(environ.get("REQUEST_METHOD", "")),
-        log_safe(environ.get("PATH_INFO", "")),
-        exc_info=exc,
-    )
