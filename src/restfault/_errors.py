@@ -22,6 +22,7 @@ Status, code and message are class attributes; an instance may override each.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -58,6 +59,8 @@ _CODE_OVERRIDES = {
 }
 
 
+# Both are pure functions of the status, met on every converted error response: cached.
+@functools.lru_cache(maxsize=1024)
 def reason_phrase(status: int) -> str:
     """The reason phrase of an HTTP status: ``reason_phrase(405) == "Method Not Allowed"``."""
     phrase = _PHRASE_OVERRIDES.get(status)
@@ -69,6 +72,7 @@ def reason_phrase(status: int) -> str:
         return "Error" if status < 500 else "Server Error"
 
 
+@functools.lru_cache(maxsize=1024)
 def status_code_name(status: int) -> str:
     """The string code of a status with no class of its own: 405 → ``METHOD_NOT_ALLOWED``."""
     code = _CODE_OVERRIDES.get(status)

@@ -6,8 +6,8 @@ counter update restarts once the last one has finished: under load a new thread 
 scans every key on each event-loop turn, milliseconds per request once keys number in
 the tens of thousands.) Here fixed-window counters (``incr``/``decr``, which the
 sliding-window counter also uses) expire lazily when read, and expired keys are swept
-inline at most once per ``sweep_interval`` seconds. Counting is unchanged; moving windows
-keep ``limits``' own code.
+inline at most once per ``sweep_interval`` seconds, moving windows' ended keys included.
+Counting is unchanged; moving windows keep ``limits``' own code.
 """
 
 from __future__ import annotations
@@ -54,6 +54,12 @@ class InProcessStorage(MemoryStorage):
             self.storage[key] = max(self.storage[key] - amount, 0)
             return self.storage.get(key, 0)
 
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        now = time.time()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        return super().acquire_entry(key, limit, expiry, amount)
+
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + self._sweep_interval
         with self._counter_lock:
@@ -61,3 +67,14 @@ class InProcessStorage(MemoryStorage):
             for key in ended:
                 self.storage.pop(key, None)
                 self.expirations.pop(key, None)
+        # Moving windows: limits' sweeper empties a key's list of entries but keeps the key
+        # (and an empty list) forever, so every client ever seen stays in ``events``. Entries
+        # are newest first: when the first has expired, the whole window has.
+        for key, events in list(self.events.items()):
+            if events and events[0].expiry > now:
+                continue
+            with self.locks[key]:  # acquire_entry's lock: never mid-update
+                current = self.events.get(key)
+                if not current or current[0].expiry <= now:
+                    self.events.pop(key, None)
+                    self.locks.pop(key, None)

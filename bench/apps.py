@@ -1,0 +1,250 @@
+"""The benchmarked applications: one tiny endpoint, built bare and with each library.
+
+Every factory returns a fresh app so that variants share no storage. The same factories
+serve the in-process timings (``bench.inprocess``) and the loopback servers
+(``bench.loopback`` starts ``uvicorn bench.apps:asgi_from_env`` and
+``gunicorn bench.apps:wsgi_from_env`` with ``BENCH_VARIANT`` set).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+GENEROUS = "1000000000/hour"  # never exhausted during a run: every request is a 200
+EXHAUSTED = "1/day"  # exhausted by the warm-up: every timed request is a 429
+
+
+def _redis_uri() -> str:
+    return os.environ.get("BENCH_REDIS_URI", "redis://127.0.0.1:6379")
+
+
+# -- Starlette ----------------------------------------------------------------------------
+
+
+def _starlette(error: bool = False) -> Any:
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def home(request: Any) -> Any:
+        return PlainTextResponse("ok")
+
+    async def conflict(request: Any) -> Any:
+        raise HTTPException(409, "already there")
+
+    return Starlette(routes=[Route("/", conflict if error else home)])
+
+
+def starlette_restfault(**options: Any) -> Callable[[], Any]:
+    def build() -> Any:
+        from restfault.starlette import RestFault
+
+        opts = dict(options)
+        app = _starlette(opts.pop("_error", False))
+        RestFault(app, **opts)
+        return app
+
+    return build
+
+
+def starlette_slowapi(
+    mode: str, limit: str = GENEROUS, storage: str = "memory://"
+) -> Callable[[], Any]:
+    """slowapi as its README shows it: ``@limiter.limit`` or ``SlowAPIMiddleware``."""
+
+    def build() -> Any:
+        from slowapi import Limiter, _rate_limit_exceeded_handler
+        from slowapi.errors import RateLimitExceeded
+        from slowapi.middleware import SlowAPIMiddleware
+        from slowapi.util import get_remote_address
+        from starlette.applications import Starlette
+        from starlette.responses import PlainTextResponse
+        from starlette.routing import Route
+
+        uri = _redis_uri() if storage == "redis" else storage
+        if mode == "decorator":
+            limiter = Limiter(key_func=get_remote_address, headers_enabled=True, storage_uri=uri)
+
+            @limiter.limit(limit)
+            async def home(request: Any) -> Any:
+                return PlainTextResponse("ok")
+
+        else:
+            limiter = Limiter(
+                key_func=get_remote_address,
+                default_limits=[limit],
+                headers_enabled=True,
+                storage_uri=uri,
+            )
+
+            async def home(request: Any) -> Any:
+                return PlainTextResponse("ok")
+
+        app = Starlette(routes=[Route("/", home)])
+        app.state.limiter = limiter
+        app.add_exception_handler(RateLimitExceeded, _rate_limit_exceeded_handler)  # type: ignore[arg-type]
+        if mode == "middleware":
+            app.add_middleware(SlowAPIMiddleware)
+        return app
+
+    return build
+
+
+# -- Flask --------------------------------------------------------------------------------
+
+
+def _flask(error: bool = False) -> Any:
+    from flask import Flask, abort
+
+    app = Flask("bench")
+
+    @app.get("/")
+    def home() -> Any:
+        if error:
+            abort(409)
+        return "ok"
+
+    return app
+
+
+def flask_restfault(**options: Any) -> Callable[[], Any]:
+    def build() -> Any:
+        from restfault.flask import RestFault
+
+        opts = dict(options)
+        app = _flask(opts.pop("_error", False))
+        RestFault(app, **opts)
+        return app
+
+    return build
+
+
+def flask_limiter(limit: str = GENEROUS, storage: str = "memory://") -> Callable[[], Any]:
+    """Flask-Limiter as its quick start shows it, with headers on."""
+
+    def build() -> Any:
+        from flask_limiter import Limiter
+        from flask_limiter.util import get_remote_address
+
+        app = _flask()
+        Limiter(
+            get_remote_address,
+            app=app,
+            default_limits=[limit],
+            headers_enabled=True,
+            storage_uri=_redis_uri() if storage == "redis" else storage,
+        )
+        return app
+
+    return build
+
+
+# -- the variant tables -------------------------------------------------------------------
+
+
+def _sanitize(options: dict[str, Any]) -> dict[str, Any]:
+    if options.get("storage_uri") == "redis":
+        options["storage_uri"] = _redis_uri()
+    return options
+
+
+def asgi_variants(redis: bool = False) -> dict[str, Callable[[], Any]]:
+    """name -> factory, the bare app first; every other is timed against it."""
+
+    def rf(**options: Any) -> Callable[[], Any]:
+        def build() -> Any:
+            return starlette_restfault(**_sanitize(dict(options)))()
+
+        return build
+
+    variants: dict[str, Callable[[], Any]] = {
+        "bare": _starlette,
+        "bare-error": lambda: _starlette(error=True),
+        "restfault-none": rf(),
+        "restfault-limit": rf(default_limits=GENEROUS),
+        "restfault-limit-noheaders": rf(default_limits=GENEROUS, headers_enabled=False),
+        "restfault-429": rf(default_limits=EXHAUSTED),
+        "restfault-error": rf(_error=True),
+        "restfault-moving": rf(default_limits=GENEROUS, strategy="moving-window"),
+        "restfault-sliding": rf(default_limits=GENEROUS, strategy="sliding-window-counter"),
+        "restfault-limit-limits-memory": with_limits_memory_storage(rf(default_limits=GENEROUS)),
+        "slowapi-decorator": starlette_slowapi("decorator"),
+        "slowapi-middleware": starlette_slowapi("middleware"),
+        "slowapi-429": starlette_slowapi("decorator", EXHAUSTED),
+    }
+    if redis:
+        variants.update(
+            {
+                "restfault-redis": rf(default_limits=GENEROUS, storage_uri="redis"),
+                "restfault-redis-sliding": rf(
+                    default_limits=GENEROUS, storage_uri="redis", strategy="sliding-window-counter"
+                ),
+                "slowapi-decorator-redis": starlette_slowapi("decorator", storage="redis"),
+            }
+        )
+    return variants
+
+
+def wsgi_variants(redis: bool = False) -> dict[str, Callable[[], Any]]:
+    def rf(**options: Any) -> Callable[[], Any]:
+        def build() -> Any:
+            return flask_restfault(**_sanitize(dict(options)))()
+
+        return build
+
+    variants: dict[str, Callable[[], Any]] = {
+        "bare": _flask,
+        "bare-error": lambda: _flask(error=True),
+        "restfault-none": rf(),
+        "restfault-limit": rf(default_limits=GENEROUS),
+        "restfault-limit-noheaders": rf(default_limits=GENEROUS, headers_enabled=False),
+        "restfault-429": rf(default_limits=EXHAUSTED),
+        "restfault-error": rf(_error=True),
+        "restfault-moving": rf(default_limits=GENEROUS, strategy="moving-window"),
+        "restfault-sliding": rf(default_limits=GENEROUS, strategy="sliding-window-counter"),
+        "restfault-limit-limits-memory": with_limits_memory_storage(rf(default_limits=GENEROUS)),
+        "flask-limiter": flask_limiter(),
+        "flask-limiter-429": flask_limiter(EXHAUSTED),
+    }
+    if redis:
+        variants.update(
+            {
+                "restfault-redis": rf(default_limits=GENEROUS, storage_uri="redis"),
+                "restfault-redis-sliding": rf(
+                    default_limits=GENEROUS, storage_uri="redis", strategy="sliding-window-counter"
+                ),
+                "flask-limiter-redis": flask_limiter(storage="redis"),
+            }
+        )
+    return variants
+
+
+def asgi_from_env() -> Any:
+    """For ``uvicorn --factory bench.apps:asgi_from_env`` (BENCH_VARIANT names the variant)."""
+    return asgi_variants(redis=True)[os.environ["BENCH_VARIANT"]]()
+
+
+def wsgi_from_env() -> Any:
+    """For ``gunicorn 'bench.apps:wsgi_from_env()'``."""
+    return wsgi_variants(redis=True)[os.environ["BENCH_VARIANT"]]()
+
+
+# -- experiments (bench only) --------------------------------------------------------------
+
+
+def with_limits_memory_storage(build: Callable[[], Any]) -> Callable[[], Any]:
+    """restfault on ``limits.storage.MemoryStorage`` itself (its sweeper thread restarted
+    every 10 ms), as before restfault's InProcessStorage: the two side by side."""
+
+    def patched() -> Any:
+        from limits.storage import MemoryStorage
+
+        app = build()
+        owner = app.state.restfault if hasattr(app, "state") else app.extensions["restfault"]
+        owner.limiter.storage = MemoryStorage()
+        return app
+
+    return patched
