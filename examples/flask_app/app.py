@@ -38,9 +38,11 @@ from restfault import (
     run_batch,
 )
 from restfault.flask import RestFault
+from restfault.openapi import error_responses
 
 KEYS = {"pk_demo": "user", "sk_demo": "admin", "pk_revoked": None}  # key -> role; None: revoked
 KEY_SHAPE = re.compile(r"[ps]k_\w+")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 TABLES = {"contacts": ("id", "name", "email")}
 SEED = [(1, "Ada", "ada@example.com"), (2, "Grace", "grace@example.com")]
 SYSTEM = {"table": [{"name": "contacts"}], "role": [{"name": "admin"}, {"name": "user"}]}
@@ -147,12 +149,17 @@ def fetch_record(conn: sqlite3.Connection, table: str, record_id: str) -> dict[s
 
 def required_text(document: Any, field: str) -> str:
     value = document.get(field) if isinstance(document, dict) else None
-    if not isinstance(value, str):
-        error = "is required" if value is None else "must be a string"
-        raise BadRequestException(
-            f"'{field}' {error}", code="VALIDATION_ERROR", context={"field": field, "error": error}
-        )
-    return value
+    if isinstance(value, str) and not LONE_SURROGATE.search(value):
+        return value
+    if value is None:
+        error = "is required"
+    elif isinstance(value, str):  # a lone "\ud800" escape: valid JSON, not storable text
+        error = "must be valid Unicode text"
+    else:
+        error = "must be a string"
+    raise BadRequestException(
+        f"'{field}' {error}", code="VALIDATION_ERROR", context={"field": field, "error": error}
+    )
 
 
 def resource_list(body: Any) -> list[Any]:
@@ -182,12 +189,100 @@ def http_error(exc: HTTPException) -> RestException:
     return RestException(status_code=exc.code or 500, headers=headers)
 
 
+# -- the OpenAPI document ----------------------------------------------------------------
+
+
+def openapi_document(style: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of this API; its errors are restfault's envelopes in ``style``."""
+    text, integer = {"type": "string"}, {"type": "integer"}
+
+    def obj(**properties: Any) -> dict[str, Any]:  # every property is required
+        return {"type": "object", "required": list(properties), "properties": properties}
+
+    def param(name: str, where: str = "path", example: str = "") -> dict[str, Any]:
+        found = {"name": name, "in": where, "required": where == "path", "schema": text}
+        return {**found, "example": example} if example else found
+
+    def body(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+    def op(ok: int, schema: Any, errors: tuple[int, ...], **extra: Any) -> dict[str, Any]:
+        responses = {**error_responses(*errors, style=style), **error_responses(style=style)}
+        if ok:
+            content = {"application/json": {"schema": schema}}
+            responses[ok] = {"description": "Success", "content": content}
+        return {"responses": {str(status): r for status, r in responses.items()}, **extra}
+
+    record = obj(id=integer, name=text, email=text)
+    by_field = {"type": "string", "pattern": "^(id|name|email)="}
+    records = obj(resource={"type": "array", "items": record})
+    created = obj(resource={"type": "array", "items": obj(id=integer)})
+    new = obj(resource={"type": "array", "minItems": 1, "items": obj(name=text, email=text)})
+    table, item = [param("table", example="contacts")], [param("table", example="contacts")]
+    item.append(param("id", example="1"))
+    public: dict[str, Any] = {"security": []}  # no key needed
+    batch = [*table, param("continue", "query"), param("rollback", "query")]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "restfault example API", "version": "1.0.0"},
+        "components": {
+            "securitySchemes": {"key": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+        },
+        "security": [{"key": []}],
+        "paths": {
+            "/api/v2/health": {"get": op(200, obj(status=text), (), **public)},
+            "/api/v2/openapi.json": {"get": op(200, {"type": "object"}, (), **public)},
+            "/api/v2/db/_table/{table}": {
+                "get": op(
+                    200,
+                    records,
+                    (400, 401, 404, 429),
+                    parameters=[*table, {**param("filter", "query"), "schema": by_field}],
+                ),
+                "post": op(
+                    201, created, (400, 401, 404, 409, 429), parameters=batch, requestBody=body(new)
+                ),
+            },
+            "/api/v2/db/_table/{table}/{id}": {
+                "get": op(200, record, (401, 404, 429), parameters=item),
+                "delete": op(200, obj(id=integer), (401, 403, 404, 429), parameters=item),
+            },
+            "/api/v2/system/{name}": {
+                "get": op(
+                    200,
+                    obj(resource={"type": "array"}),
+                    (401, 403, 429),
+                    parameters=[param("name")],
+                )
+            },
+            "/api/v2/db/_proc/{name}": {
+                "get": op(0, None, (401, 429, 501), parameters=[param("name")])
+            },
+            "/api/v2/email": {
+                "post": op(
+                    202,
+                    obj(queued={"type": "boolean"}),
+                    (400, 401, 429),
+                    requestBody=body(obj(to=text, subject=text)),
+                )
+            },
+            "/api/v2/boom": {"get": op(0, None, (401, 429, 500))},
+        },
+    }
+
+
 # -- views -------------------------------------------------------------------------------
 
 
 @api.get("/health")
 def health() -> dict[str, Any]:
     return {"status": "ok"}
+
+
+@api.get("/openapi.json")
+def openapi() -> dict[str, Any]:
+    document: dict[str, Any] = current_app.config["OPENAPI"]
+    return document
 
 
 @api.get("/db/_table/<table>")
@@ -276,6 +371,7 @@ def create_app() -> Flask:
     app.json = JSONProvider(app)
     app.config["EXAMPLE_DB"] = os.environ.get("EXAMPLE_DB") or temporary_db()
     prepare_db(app.config["EXAMPLE_DB"])
+    app.config["OPENAPI"] = openapi_document(setting("RESTFAULT_STYLE", "dreamfactory"))
     # Answer as the Starlette app does: no automatic OPTIONS, and /api//v2 is a 404
     # rather than a redirect.
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
@@ -290,6 +386,7 @@ def create_app() -> Flask:
         key_func=rate_limit_key,
     )
     restfault.exempt(health)
+    restfault.exempt(openapi)
     restfault.limit(setting("RESTFAULT_EMAIL_LIMITS", "3/minute"), code="EMAIL_RATE_LIMIT")(
         send_email
     )

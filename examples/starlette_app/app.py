@@ -40,10 +40,12 @@ from restfault import (
     raise_single_error,
     run_batch,
 )
+from restfault.openapi import error_responses
 from restfault.starlette import RestFault
 
 KEYS = {"pk_demo": "user", "sk_demo": "admin", "pk_revoked": None}  # key -> role; None: revoked
 KEY_SHAPE = re.compile(r"[ps]k_\w+")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 TABLES = {"contacts": ("id", "name", "email")}
 SEED = [(1, "Ada", "ada@example.com"), (2, "Grace", "grace@example.com")]
 BatchMode = Literal["halt", "continue", "rollback"]
@@ -87,7 +89,12 @@ def connect(request: Request) -> closing[sqlite3.Connection]:
 
 
 def api_key(request: Request) -> str | None:
-    return request.headers.get("X-API-Key") or request.headers.get("X-DreamFactory-API-Key")
+    # A repeated header is one comma-joined value, as WSGI servers pass it to Flask: two
+    # keys in one request are no valid key, in both apps.
+    for name in ("X-API-Key", "X-DreamFactory-API-Key"):
+        if value := ", ".join(request.headers.getlist(name)):
+            return value
+    return None
 
 
 def rate_limit_key(request: Request) -> str | None:
@@ -145,12 +152,17 @@ def fetch_record(conn: sqlite3.Connection, table: str, record_id: str) -> dict[s
 
 def required_text(document: Any, field: str) -> str:
     value = document.get(field) if isinstance(document, dict) else None
-    if not isinstance(value, str):
-        error = "is required" if value is None else "must be a string"
-        raise BadRequestException(
-            f"'{field}' {error}", code="VALIDATION_ERROR", context={"field": field, "error": error}
-        )
-    return value
+    if isinstance(value, str) and not LONE_SURROGATE.search(value):
+        return value
+    if value is None:
+        error = "is required"
+    elif isinstance(value, str):  # a lone "\ud800" escape: valid JSON, not storable text
+        error = "must be valid Unicode text"
+    else:
+        error = "must be a string"
+    raise BadRequestException(
+        f"'{field}' {error}", code="VALIDATION_ERROR", context={"field": field, "error": error}
+    )
 
 
 def resource_list(body: Any) -> list[Any]:
@@ -194,11 +206,97 @@ def http_error(exc: HTTPException) -> RestException:
     return RestException(exc.detail, status_code=exc.status_code, headers=headers)
 
 
+# -- the OpenAPI document ----------------------------------------------------------------
+
+
+def openapi_document(style: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of this API; its errors are restfault's envelopes in ``style``."""
+    text, integer = {"type": "string"}, {"type": "integer"}
+
+    def obj(**properties: Any) -> dict[str, Any]:  # every property is required
+        return {"type": "object", "required": list(properties), "properties": properties}
+
+    def param(name: str, where: str = "path", example: str = "") -> dict[str, Any]:
+        found = {"name": name, "in": where, "required": where == "path", "schema": text}
+        return {**found, "example": example} if example else found
+
+    def body(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+    def op(ok: int, schema: Any, errors: tuple[int, ...], **extra: Any) -> dict[str, Any]:
+        responses = {**error_responses(*errors, style=style), **error_responses(style=style)}
+        if ok:
+            content = {"application/json": {"schema": schema}}
+            responses[ok] = {"description": "Success", "content": content}
+        return {"responses": {str(status): r for status, r in responses.items()}, **extra}
+
+    record = obj(id=integer, name=text, email=text)
+    by_field = {"type": "string", "pattern": "^(id|name|email)="}
+    records = obj(resource={"type": "array", "items": record})
+    created = obj(resource={"type": "array", "items": obj(id=integer)})
+    new = obj(resource={"type": "array", "minItems": 1, "items": obj(name=text, email=text)})
+    table, item = [param("table", example="contacts")], [param("table", example="contacts")]
+    item.append(param("id", example="1"))
+    public: dict[str, Any] = {"security": []}  # no key needed
+    batch = [*table, param("continue", "query"), param("rollback", "query")]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "restfault example API", "version": "1.0.0"},
+        "components": {
+            "securitySchemes": {"key": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+        },
+        "security": [{"key": []}],
+        "paths": {
+            "/api/v2/health": {"get": op(200, obj(status=text), (), **public)},
+            "/api/v2/openapi.json": {"get": op(200, {"type": "object"}, (), **public)},
+            "/api/v2/db/_table/{table}": {
+                "get": op(
+                    200,
+                    records,
+                    (400, 401, 404, 429),
+                    parameters=[*table, {**param("filter", "query"), "schema": by_field}],
+                ),
+                "post": op(
+                    201, created, (400, 401, 404, 409, 429), parameters=batch, requestBody=body(new)
+                ),
+            },
+            "/api/v2/db/_table/{table}/{id}": {
+                "get": op(200, record, (401, 404, 429), parameters=item),
+                "delete": op(200, obj(id=integer), (401, 403, 404, 429), parameters=item),
+            },
+            "/api/v2/system/{name}": {
+                "get": op(
+                    200,
+                    obj(resource={"type": "array"}),
+                    (401, 403, 429),
+                    parameters=[param("name")],
+                )
+            },
+            "/api/v2/db/_proc/{name}": {
+                "get": op(0, None, (401, 429, 501), parameters=[param("name")])
+            },
+            "/api/v2/email": {
+                "post": op(
+                    202,
+                    obj(queued={"type": "boolean"}),
+                    (400, 401, 429),
+                    requestBody=body(obj(to=text, subject=text)),
+                )
+            },
+            "/api/v2/boom": {"get": op(0, None, (401, 429, 500))},
+        },
+    }
+
+
 # -- endpoints ---------------------------------------------------------------------------
 
 
 async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
+
+
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.state.openapi)
 
 
 def list_records(request: Request) -> JSONResponse:
@@ -291,6 +389,7 @@ def create_app() -> Starlette:
         lifespan=lifespan,
         routes=[
             Route("/api/v2/health", health),
+            Route("/api/v2/openapi.json", openapi),
             Route("/api/v2/db/_table/{table}", records_endpoint, methods=["GET", "POST"]),
             Route("/api/v2/db/_table/{table}/{id}", record_endpoint, methods=["GET", "DELETE"]),
             Route("/api/v2/system/{name}", system),
@@ -301,6 +400,7 @@ def create_app() -> Starlette:
     )
     app.router.redirect_slashes = False  # /api/v2/health/ is a 404, as in Flask
     app.state.db_path = db_path
+    app.state.openapi = openapi_document(setting("RESTFAULT_STYLE", "dreamfactory"))
     restfault = RestFault(
         app,
         style=setting("RESTFAULT_STYLE", "dreamfactory"),
@@ -311,6 +411,7 @@ def create_app() -> Starlette:
         key_func=rate_limit_key,
     )
     restfault.exempt(health)
+    restfault.exempt(openapi)
     restfault.limit(setting("RESTFAULT_EMAIL_LIMITS", "3/minute"), code="EMAIL_RATE_LIMIT")(
         send_email
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,7 +17,7 @@ from limits import RateLimitItem
 from ._errors import ConfigurationError
 from ._render import STYLE_NAMES, Style
 
-__all__ = ["STORAGE_SCHEMES", "STRATEGIES", "Settings", "parse_limits"]
+__all__ = ["STORAGE_SCHEMES", "STRATEGIES", "Settings", "parse_limits", "redacted_uri"]
 
 STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
 ON_STORAGE_ERROR = ("memory", "allow", "deny")
@@ -99,6 +100,21 @@ def _seconds(option: str, value: Any) -> float:
     return float(value)
 
 
+# The user info of a URI (greedy: an unencoded "@" in a password still ends at the last
+# one), and password parameters in its query string.
+_USERINFO = re.compile(r"(?<=://)[^/?#]*@")
+_PASSWORD_PARAMETER = re.compile(r"(?i)(password=)[^&#]*")
+
+
+def redacted_uri(uri: str) -> str:
+    """``uri`` without its credentials, fit for a log line or an error message.
+
+    >>> redacted_uri("redis://:hunter2@cache:6379/0")
+    'redis://***@cache:6379/0'
+    """
+    return _PASSWORD_PARAMETER.sub(r"\1***", _USERINFO.sub("***@", uri))
+
+
 def _check_storage(uri: Any, strategy: str, asynchronous: bool) -> str:
     if not isinstance(uri, str) or "://" not in uri:
         raise ConfigurationError(
@@ -107,14 +123,15 @@ def _check_storage(uri: Any, strategy: str, asynchronous: bool) -> str:
     scheme = urlsplit(uri).scheme.lower()
     if scheme not in STORAGE_SCHEMES:
         raise ConfigurationError(
-            f"storage_uri={uri!r}: unknown scheme {scheme!r}; "
+            f"storage_uri={redacted_uri(uri)!r}: unknown scheme {scheme!r}; "
             f"known schemes: {', '.join(s + '://' for s in STORAGE_SCHEMES)}"
         )
     sync_driver, async_driver, extra = STORAGE_SCHEMES[scheme]
     driver = async_driver if asynchronous else sync_driver
     if driver is not None and importlib.util.find_spec(driver) is None:
         raise ConfigurationError(
-            f"storage_uri={uri!r} needs the {driver!r} package: pip install 'restfault[{extra}]'"
+            f"storage_uri={redacted_uri(uri)!r} needs the {driver!r} package: "
+            f"pip install 'restfault[{extra}]'"
         )
     if scheme == "memcached" and strategy not in _MEMCACHED_STRATEGIES:
         raise ConfigurationError(

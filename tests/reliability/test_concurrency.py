@@ -1,0 +1,230 @@
+"""Limits stay exact under concurrency in one process, and the in-process storage's memory
+stays bounded as keys come and go.
+
+- WSGI: 200 threads at once through a Flask app (the sync limiter, threads racing);
+- ASGI: 200 tasks at once (``asyncio.gather``) through a Starlette app over
+  ``httpx.ASGITransport``;
+
+each against ``50/minute``, on the memory storage and a real Redis, for every strategy:
+exactly 50 pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import restfault.flask
+import restfault.starlette
+from restfault._limiting import ExpiryCache
+from tests.servers import HOST, Server, redis_server, running
+
+STRATEGIES = ["fixed-window", "moving-window", "sliding-window-counter"]
+REQUESTS, LIMIT = 200, 50
+FIGURES: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module")
+def redis_srv() -> Iterator[Server]:
+    with running(redis_server()) as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "redis"])
+def storage(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """storage_uri (and, for Redis, a storage_timeout that 200 calls at once on two CPUs
+    fit in: past it the fallback would count, by design, which is not what is tested)."""
+    if request.param == "memory":
+        return {"storage_uri": "memory://"}
+    server = request.getfixturevalue("redis_srv")
+    return {"storage_uri": f"redis://{HOST}:{server.port}", "storage_timeout": 5.0}
+
+
+def by_header(name: str) -> Any:
+    return lambda request: request.headers.get(name)
+
+
+def flask_app(**options: Any) -> tuple[Flask, restfault.flask.RestFault]:
+    app = Flask("reliability")
+    extension = restfault.flask.RestFault(app, key_prefix=f"c{uuid.uuid4().hex[:10]}", **options)
+
+    @app.get("/")
+    def index() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app, extension
+
+
+def starlette_app(**options: Any) -> tuple[Starlette, restfault.starlette.RestFault]:
+    async def index(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/", index)])
+    prefix = f"c{uuid.uuid4().hex[:10]}"
+    return app, restfault.starlette.RestFault(app, key_prefix=prefix, **options)
+
+
+def redis_pool(limiter: Any) -> Any:
+    """The redis-py pool behind a limiter's storage, if any (to close it: test hygiene)."""
+    storage = limiter.storage
+    client = getattr(getattr(storage, "bridge", None), "storage", None) or getattr(
+        storage, "storage", None
+    )
+    return getattr(client, "connection_pool", None)
+
+
+def check_exact(name: str, statuses: Counter[int], remaining: list[str], strategy: str) -> None:
+    FIGURES[name] = dict(statuses)
+    assert statuses == {200: LIMIT, 429: REQUESTS - LIMIT}, statuses
+    if strategy == "fixed-window":  # one counter: each pass saw its own count
+        assert sorted(map(int, remaining)) == list(range(LIMIT))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_threads_through_flask(storage: dict[str, Any], strategy: str) -> None:
+    app, extension = flask_app(default_limits=f"{LIMIT}/minute", strategy=strategy, **storage)
+    start = threading.Barrier(REQUESTS)
+
+    def one(_: int) -> tuple[int, str | None]:
+        client = app.test_client()
+        start.wait(10)  # every thread at the line, then all at once
+        response = client.get("/")
+        return response.status_code, response.headers.get("X-RateLimit-Remaining")
+
+    with ThreadPoolExecutor(REQUESTS) as pool:
+        results = list(pool.map(one, range(REQUESTS)))
+    connections = redis_pool(extension.limiter)
+    if connections is not None:
+        connections.disconnect()
+    statuses = Counter(status for status, _ in results)
+    remaining = [str(r) for status, r in results if status == 200]
+    check_exact(
+        f"flask {storage['storage_uri'].split(':')[0]} {strategy}", statuses, remaining, strategy
+    )
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_tasks_through_starlette(storage: dict[str, Any], strategy: str) -> None:
+    app, extension = starlette_app(default_limits=f"{LIMIT}/minute", strategy=strategy, **storage)
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            responses = await asyncio.gather(*(client.get("/") for _ in range(REQUESTS)))
+        connections = redis_pool(extension.limiter)
+        if connections is not None:
+            await connections.disconnect()
+        return responses
+
+    responses = asyncio.run(run())
+    statuses = Counter(r.status_code for r in responses)
+    remaining = [r.headers["X-RateLimit-Remaining"] for r in responses if r.status_code == 200]
+    check_exact(
+        f"starlette {storage['storage_uri'].split(':')[0]} {strategy}",
+        statuses,
+        remaining,
+        strategy,
+    )
+
+
+# -- memory stays bounded ---------------------------------------------------------------
+
+KEYS = 2000
+
+
+class Clock:
+    """``time.time`` under the test's control."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def stored(storage: Any) -> dict[str, int]:
+    """The sizes of everything the in-process storage keeps per key."""
+    return {
+        "counters": len(storage.storage),
+        "expirations": len(storage.expirations),
+        "events": len(storage.events),
+        "locks": len(storage.locks),
+    }
+
+
+def settle(storage: Any, clock: Clock) -> dict[str, int]:
+    """Sizes once limits' moving-window sweeper (a 10 ms timer thread) has run."""
+    deadline = time.monotonic() + 2
+    sizes = stored(storage)
+    while sum(sizes.values()) > 8 and time.monotonic() < deadline:
+        threading.Event().wait(0.02)
+        sizes = stored(storage)
+    return sizes
+
+
+@pytest.mark.parametrize("framework", ["flask", "starlette"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_memory_shrinks_when_keys_expire(
+    monkeypatch: pytest.MonkeyPatch, framework: str, strategy: str
+) -> None:
+    """KEYS clients once each, on 1-second windows; two seconds later one more request: what
+    the storage keeps shrinks back to that request's few keys."""
+    clock = Clock()
+    monkeypatch.setattr(time, "time", clock)
+    options = {"default_limits": "5/second", "strategy": strategy, "key_func": by_header("x-key")}
+    if framework == "flask":
+        app, extension = flask_app(**options)
+        client = app.test_client()
+
+        def send(key: str) -> int:
+            return client.get("/", headers={"X-Key": key}).status_code
+
+        storage = extension.limiter.storage
+        run: Any = None
+    else:
+        sapp, sextension = starlette_app(**options)
+        storage = sextension.limiter.storage
+
+        async def many(keys: list[str]) -> list[int]:
+            transport = httpx.ASGITransport(app=sapp)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return [(await client.get("/", headers={"X-Key": k})).status_code for k in keys]
+
+        run = many
+
+    def send_all(keys: list[str]) -> list[int]:
+        if run is not None:
+            return list(asyncio.run(run(keys)))
+        return [send(k) for k in keys]
+
+    assert set(send_all([f"client-{i}" for i in range(KEYS)])) == {200}
+    full = stored(storage)
+    assert max(full["counters"], full["events"]) >= KEYS
+    clock.now += 2.5  # every window is over
+    assert send_all(["late"]) == [200]
+    after = settle(storage, clock)
+    FIGURES[f"memory {framework} {strategy}"] = {"full": full, "after": after}
+    assert all(size <= 3 for size in after.values()), after
+
+
+def test_expiry_cache_is_bounded() -> None:
+    cache = ExpiryCache(limit=1000)
+    now = 1000.0
+    for i in range(10_000):
+        cache.set(f"k{i}", now + 1, now)
+        assert len(cache._ends) <= 1000
+        now += 0.01  # windows end as the keys come: stale ends are swept first
