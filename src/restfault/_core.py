@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._errors import ConfigurationError, RestException
+from ._errors import ConfigurationError, RestException, TooManyRequestsException
 from ._limiting import Limit, Plan, limits_for, safe_key
 from ._render import ErrorResponse, Renderer
 from ._settings import Settings
@@ -82,6 +82,7 @@ class Core:
         self.route_limits: dict[Any, tuple[Limit, ...]] = {}
         self.exempt_endpoints: set[Any] = set()
         self.translate_hooks: list[Callable[[type[BaseException]], None]] = []
+        self._denials: dict[str | None, ErrorResponse] = {}
         if settings.debug:
             logger.warning(
                 "restfault: debug=True shows exception types, messages and tracebacks to "
@@ -154,6 +155,20 @@ class Core:
 
         return decorator
 
+    def denial(self, code: str | None) -> ErrorResponse | None:
+        """The 429 envelope for a limit's ``code``, rendered once (``Retry-After`` and the
+        rate-limit headers are the caller's); None for a callable style, which renders
+        every exception itself."""
+        try:
+            return self._denials[code]
+        except KeyError:
+            pass
+        if callable(self.settings.style):
+            return None
+        response = self.renderer.render_rest(TooManyRequestsException(code=code))
+        self._denials[code] = response
+        return response
+
     # -- per request --------------------------------------------------------------------
 
     def is_exempt_path(self, path: str) -> bool:
@@ -167,12 +182,15 @@ class Core:
         """(limit, storage key, cost) for each limit; sync key_func/cost only."""
         result: Plan = []
         for limit in limits:
+            if limit.simple:
+                result.append((limit, limit.storage_prefix + client_key, limit.cost))  # type: ignore[arg-type]
+                continue
             key = client_key
             if limit.key_func is not None:
                 custom = limit.key_func(request)
                 key = client_key if custom is None else safe_key(custom)
             cost = limit.cost(request) if callable(limit.cost) else limit.cost
-            result.append((limit, limit.storage_key(key), _checked_cost(cost)))
+            result.append((limit, limit.storage_key(key), checked_cost(cost)))
         return result
 
     def render(self, exc: BaseException, method: str, path: str) -> tuple[ErrorResponse, bool]:
@@ -209,7 +227,7 @@ class Core:
         return self.renderer.render_resolved(exc, rest, unexpected), unexpected
 
 
-def _checked_cost(cost: Any) -> int:
+def checked_cost(cost: Any) -> int:
     if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
         raise TypeError(f"a limit's cost callable returned {cost!r}; it must return an int >= 1")
     return cost

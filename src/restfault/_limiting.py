@@ -8,12 +8,11 @@ what the headers say, what a 429 carries — is decided here, once.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import ipaddress
 import math
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from limits import RateLimitItem
 
@@ -42,8 +41,8 @@ class Limit:
     cost: int | Callable[[Any], Any] = 1
     storage_prefix: str = ""
     window: int = 0
-    # Decided once: whether key_func or cost must be awaited (ASGI only).
-    is_async: bool = False
+    # Decided once: no key_func and a fixed cost, so the plan needs no request object.
+    simple: bool = True
 
     def storage_key(self, client_key: str) -> str:
         return self.storage_prefix + client_key
@@ -86,13 +85,13 @@ def limits_for(
                 cost=cost,
                 storage_prefix=prefix,
                 window=item.get_expiry(),
-                is_async=inspect.iscoroutinefunction(key_func) or inspect.iscoroutinefunction(cost),
+                simple=key_func is None and not callable(cost),
             )
         )
     return tuple(result)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RateLimitDecision:
     """The outcome of one limit for one request: what the headers and a 429 say."""
 
@@ -307,4 +306,33 @@ def evaluate(plan: Plan, strategy: str, now: float, cache: ExpiryCache | None) -
         if not allowed:
             return decision
         best = pick(best, decision)
+    return best
+
+
+class LocalCounter(Protocol):
+    """An in-process storage that hands back a fixed window's count and end in one call."""
+
+    def hit_fixed(self, key: str, expiry: int, amount: int) -> tuple[int, float]: ...
+
+
+def evaluate_local_fixed(storage: LocalCounter, plan: Plan) -> RateLimitDecision | None:
+    """``evaluate`` for the fixed window on the in-process storage, without the generator
+    and the separate expiry lookup: the default configuration runs it on every request."""
+    best: RateLimitDecision | None = None
+    for limit, key, cost in plan:
+        amount = limit.item.amount
+        count, reset = storage.hit_fixed(key, limit.window, cost)
+        decision = RateLimitDecision(
+            count <= amount,
+            amount,
+            max(0, amount - count),
+            reset,
+            limit.window,
+            limit.scope,
+            limit.code,
+        )
+        if count > amount:
+            return decision
+        if best is None or decision.remaining < best.remaining:
+            best = decision
     return best

@@ -32,18 +32,22 @@ class InProcessStorage(MemoryStorage):
         self._next_sweep = 0.0
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        return self.hit_fixed(key, expiry, amount)[0]
+
+    def hit_fixed(self, key: str, expiry: float, amount: int = 1) -> tuple[int, float]:
+        """``incr`` that also returns the window's end: one call per limit and request."""
         now = time.time()
         if now >= self._next_sweep:
             self._sweep(now)
         with self._counter_lock:
-            if self.expirations.get(key, 0) <= now:  # the window ended: count anew
-                self.storage.pop(key, None)
-                self.expirations.pop(key, None)
-            value = self.storage[key] + amount
+            end = self.expirations.get(key, 0.0)
+            if end <= now:  # the window ended (or never began): count anew
+                value = amount
+                end = self.expirations[key] = now + expiry
+            else:
+                value = self.storage[key] + amount
             self.storage[key] = value
-            if value == amount:
-                self.expirations[key] = now + expiry
-        return value
+        return value, end
 
     def decr(self, key: str, amount: int = 1) -> int:
         now = time.time()

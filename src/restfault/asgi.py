@@ -19,13 +19,14 @@ re-raised, so the server closes the connection.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._core import Core, is_json_media_type, log_after_start
+from ._core import Core, checked_cost, is_json_media_type, log_after_start
 from ._errors import RestException
-from ._limiting import Limit, RateLimitDecision, client_address, pick, safe_key
+from ._limiting import Limit, Plan, RateLimitDecision, client_address, pick, safe_key
 from ._render import ErrorResponse
 from ._settings import Settings
 from ._storage import AsyncLimiter
@@ -113,6 +114,8 @@ class Pipeline:
         self.convert = settings.convert_error_responses
         self.legacy_headers = settings.headers_enabled
         self.ietf_headers = settings.ietf_headers
+        # limit code -> the 429's encoded headers and body, rendered once
+        self.denials: dict[str | None, tuple[list[tuple[bytes, bytes]], bytes]] = {}
 
     # -- rate limits ---------------------------------------------------------------------
 
@@ -124,6 +127,10 @@ class Pipeline:
     async def client_key(self, scope: Scope, state: RequestState) -> str:
         if state.client_key is None:
             settings = self.core.settings
+            if settings.key_func is None and not settings.trusted_proxies:
+                client = scope.get("client")
+                state.client_key = client[0] if client else "unknown"
+                return state.client_key
             key: Any = None
             if settings.key_func is not None:
                 key = settings.key_func(self.request_for(scope, state))
@@ -142,27 +149,64 @@ class Pipeline:
             state.client_key = safe_key(key)
         return state.client_key
 
-    async def check(self, scope: Scope, state: RequestState, limits: tuple[Limit, ...]) -> None:
-        """Hit ``limits`` for this request; raise the 429 when one is exhausted."""
-        client_key = await self.client_key(scope, state)
-        # The framework's request object is built only when a key_func or cost reads it.
-        needs_request = any(limit.key_func is not None or callable(limit.cost) for limit in limits)
-        request = self.request_for(scope, state) if needs_request else None
-        if needs_request and any(limit.is_async for limit in limits):
-            plan = [
-                (
-                    limit,
-                    limit.storage_key(await _maybe_key(limit, request, client_key)),
-                    await _maybe_cost(limit, request),
-                )
-                for limit in limits
-            ]
-        else:
-            plan = self.core.plan(limits, request, client_key)
+    async def check(
+        self, scope: Scope, state: RequestState, limits: tuple[Limit, ...]
+    ) -> RateLimitDecision | None:
+        """Hit ``limits`` for this request; the decision that denies it, or None."""
+        client_key = state.client_key or await self.client_key(scope, state)
+        plan: Plan = []
+        request = None
+        for limit in limits:
+            if limit.simple:
+                plan.append((limit, limit.storage_prefix + client_key, limit.cost))  # type: ignore[arg-type]
+                continue
+            # The framework's request object is built only when a key_func or cost reads it.
+            if request is None:
+                request = self.request_for(scope, state)
+            key = await _maybe_key(limit, request, client_key)
+            plan.append((limit, limit.storage_key(key), await _maybe_cost(limit, request)))
         decision = await self.limiter.check(plan)
         state.decision = pick(state.decision, decision)
-        if decision is not None and not decision.allowed:
-            raise decision.exception(time.time())
+        return decision if decision is not None and not decision.allowed else None
+
+    async def deny(self, scope: Scope, send: Send, decision: RateLimitDecision) -> None:
+        """Answer the 429 of ``decision``: the envelope rendered once per code, with this
+        request's Retry-After and rate-limit headers, and no exception raised and caught."""
+        now = time.time()
+        cached = self.denials.get(decision.code)
+        if cached is None:
+            rendered = self.core.denial(decision.code)
+            if rendered is None:  # a callable style renders each exception itself
+                raise decision.exception(now)
+            cached = self.denials[decision.code] = (encode_headers(rendered.headers), rendered.body)
+        headers, body = cached
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    *headers,
+                    (b"retry-after", b"%d" % decision.retry_after(now)),
+                    *self.raw_rate_headers(decision),
+                ],
+            }
+        )
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        )
+
+    def raw_rate_headers(self, decision: RateLimitDecision) -> list[tuple[bytes, bytes]]:
+        """The rate-limit headers as ASGI bytes; the common set formatted straight to bytes
+        (names and values are ASCII digits, nothing to sanitise)."""
+        if self.legacy_headers and not self.ietf_headers:
+            return [
+                (b"x-ratelimit-limit", b"%d" % decision.limit),
+                (b"x-ratelimit-remaining", b"%d" % decision.remaining),
+                (b"x-ratelimit-reset", b"%d" % math.ceil(decision.reset)),
+            ]
+        return _encode_rate_headers(
+            decision.headers(time.time(), legacy=self.legacy_headers, ietf=self.ietf_headers)
+        )
 
     def rate_headers(self, state: RequestState) -> list[tuple[str, str]]:
         decision = state.decision
@@ -194,12 +238,10 @@ class Pipeline:
                     held = message  # answer with the envelope once the app's body is done
                     return
                 started = True
-                extra = self.rate_headers(state)
-                if extra:
-                    message = {
-                        **message,
-                        "headers": [*message.get("headers", ()), *_encode_rate_headers(extra)],
-                    }
+                if state.decision is not None:
+                    extra = self.raw_rate_headers(state.decision)
+                    if extra:
+                        message = {**message, "headers": [*message.get("headers", ()), *extra]}
             elif held is not None and kind == "http.response.body":
                 if not message.get("more_body", False):
                     start, held = held, None
@@ -214,7 +256,10 @@ class Pipeline:
             if core.default_limits and not (
                 core.is_exempt_path(scope["path"]) or (self.is_exempt and self.is_exempt(scope))
             ):
-                await self.check(scope, state, core.default_limits)
+                denied = await self.check(scope, state, core.default_limits)
+                if denied is not None:
+                    await self.deny(scope, send, denied)
+                    return
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
             if started:
@@ -265,9 +310,7 @@ async def _maybe_cost(limit: Limit, request: Any) -> int:
     cost = limit.cost(request)
     if hasattr(cost, "__await__"):
         cost = await cost
-    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
-        raise TypeError(f"a limit's cost callable returned {cost!r}; it must return an int >= 1")
-    return cost
+    return checked_cost(cost)
 
 
 class RestFaultMiddleware(Pipeline):

@@ -57,7 +57,18 @@ class RestFault:
         app.register_error_handler(Exception, self._handle)
         app.before_request(self._before_request)
         app.after_request(self._after_request)
-        app.teardown_request(self._teardown_request)
+        # The translations run_batch applies by itself, set around the whole request: a
+        # wsgi_app wrapper costs a call, a teardown hook several times that.
+        wsgi_app, translations = app.wsgi_app, self.core.translations
+
+        def with_translations(environ: Any, start_response: Any) -> Any:
+            token = active_translations.set(translations)
+            try:
+                return wsgi_app(environ, start_response)
+            finally:
+                active_translations.reset(token)
+
+        app.wsgi_app = with_translations  # type: ignore[method-assign]
 
     # -- decorators ----------------------------------------------------------------------
 
@@ -89,9 +100,8 @@ class RestFault:
 
     # -- hooks ---------------------------------------------------------------------------
 
-    def _before_request(self) -> None:
+    def _before_request(self) -> WerkzeugResponse | None:
         core = self.core
-        g._restfault_token = active_translations.set(core.translations)
         view = None
         if core.route_limits or core.exempt_endpoints:  # else no view can change the answer
             endpoint = request.endpoint
@@ -100,12 +110,19 @@ class RestFault:
         if core.default_limits and not self._is_exempt(view):
             limits = core.default_limits + limits
         if not limits:
-            return
+            return None
         key = environ_client_key(core, request, request.environ)
         decision = self.limiter.check(core.plan(limits, request, key))
         g._restfault_decision = decision
-        if decision is not None and not decision.allowed:
-            raise decision.exception(time.time())
+        if decision is None or decision.allowed:
+            return None
+        # The 429 rendered once per code; answered here rather than raised and caught.
+        now = time.time()
+        rendered = core.denial(decision.code)
+        if rendered is None:  # a callable style renders each exception itself
+            raise decision.exception(now)
+        headers = [*rendered.headers, ("Retry-After", str(decision.retry_after(now)))]
+        return current_app.response_class(rendered.body, status=429, headers=headers)
 
     def _is_exempt(self, view: Any) -> bool:
         core = self.core
@@ -131,11 +148,6 @@ class RestFault:
         if headers:
             response.headers.extend(headers)
         return response
-
-    def _teardown_request(self, exc: BaseException | None) -> None:
-        token = g.pop("_restfault_token", None)
-        if token is not None:
-            active_translations.reset(token)
 
     def _handle(self, exc: Exception) -> WerkzeugResponse:
         if isinstance(exc, HTTPException) and (exc.code is None or exc.code < 400):

@@ -13,6 +13,7 @@ Per-endpoint limits and exemptions are found once, by walking the routes, not pe
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -53,7 +54,9 @@ class _RouteGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.get(STATE_KEY)
         if isinstance(state, RequestState):
-            await self.pipeline.check(scope, state, self.limits)
+            denied = await self.pipeline.check(scope, state, self.limits)
+            if denied is not None:  # raised inside Starlette's exception middleware
+                raise denied.exception(time.time())
         await self.app(scope, receive, send)
 
 
@@ -66,7 +69,7 @@ class RestFault:
         self.pipeline = _Pipeline(self)
         self.app: Any = None
         self._exempt_chains: list[tuple[BaseRoute, ...]] = []
-        self._prepared: tuple[int, ...] | None = None
+        self._prepared = -1
         if app is not None:
             self.init_app(app)
 
@@ -168,8 +171,9 @@ class RestFault:
         routes = getattr(router, "routes", None)
         if routes is None:
             return
-        version = (len(routes), len(self.core.route_limits), len(self.core.exempt_endpoints))
-        if version == self._prepared:
+        core = self.core
+        version = len(routes) + len(core.route_limits) + len(core.exempt_endpoints)
+        if version == self._prepared:  # only ever grows: a change changes the sum
             return
         chains: list[tuple[BaseRoute, ...]] = []
         self._walk(routes, (), chains)
