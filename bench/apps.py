@@ -245,6 +245,7 @@ def with_limits_memory_storage(build: Callable[[], Any]) -> Callable[[], Any]:
         app = build()
         owner = app.state.restfault if hasattr(app, "state") else app.extensions["restfault"]
         owner.limiter.storage = MemoryStorage()
+        owner.limiter.local_fixed = False  # the generic path, as limits' storages take
         return app
 
     return patched

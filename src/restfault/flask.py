@@ -27,7 +27,7 @@ from ._core import Core, is_json_media_type
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import active_translations, http_exception
-from .wsgi import _clean, environ_client_key, rate_headers
+from .wsgi import Body, Exchange, _clean, environ_client_key, rate_headers
 
 __all__ = ["RestFault"]
 
@@ -57,18 +57,29 @@ class RestFault:
         app.register_error_handler(Exception, self._handle)
         app.before_request(self._before_request)
         app.after_request(self._after_request)
-        # The translations run_batch applies by itself, set around the whole request: a
-        # wsgi_app wrapper costs a call, a teardown hook several times that.
-        wsgi_app, translations = app.wsgi_app, self.core.translations
+        # Around Flask's wsgi_app (a call, where a teardown hook costs several): the
+        # translations run_batch applies by itself, and a streamed body failing before its
+        # first chunk, which Flask no longer sees, answered with the envelope.
+        wsgi_app, core = app.wsgi_app, self.core
 
-        def with_translations(environ: Any, start_response: Any) -> Any:
-            token = active_translations.set(translations)
+        def restfault_wsgi_app(environ: Any, start_response: Any) -> Any:
+            exchange = Exchange(environ, start_response)
+
+            def passed_on(status: str, headers: Any, exc_info: Any = None) -> Any:
+                exchange.started = True
+                return start_response(status, headers, exc_info)
+
+            token = active_translations.set(core.translations)
             try:
-                return wsgi_app(environ, start_response)
+                body = wsgi_app(environ, passed_on)
             finally:
                 active_translations.reset(token)
+            file_wrapper = environ.get("wsgi.file_wrapper")
+            if isinstance(file_wrapper, type) and isinstance(body, file_wrapper):
+                return body  # left as it is, so the server can still sendfile() it
+            return Body(core, body, exchange)
 
-        app.wsgi_app = with_translations  # type: ignore[method-assign]
+        app.wsgi_app = restfault_wsgi_app  # type: ignore[method-assign]
 
     # -- decorators ----------------------------------------------------------------------
 

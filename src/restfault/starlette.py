@@ -132,7 +132,7 @@ class RestFault:
         if isinstance(exc, HTTPException) and exc.status_code < 400:
             # Not an error (304 Not Modified, a redirect): answered as Starlette would.
             return Response(status_code=exc.status_code, headers=exc.headers)
-        rendered, _ = self.core.render(exc, request.method, request.url.path)
+        rendered, _ = self.core.render(exc, request.method, request.scope.get("path", ""))
         return _response(rendered, request.method == "HEAD")
 
     async def _handle_unexpected(self, request: Request, exc: Exception) -> Response:

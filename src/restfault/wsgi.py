@@ -78,7 +78,7 @@ class RestFaultMiddleware:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         core = self.core
-        exchange = _Exchange(environ, start_response)
+        exchange = Exchange(environ, start_response)
 
         def hold_errors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             code = int(status.split(" ", 1)[0])
@@ -104,29 +104,30 @@ class RestFaultMiddleware:
                     raise exchange.decision.exception(time.time())
             body = self.app(environ, hold_errors)
         except Exception as exc:
-            return self.answer(exchange, exc)
+            return answer(core, exchange, exc)
         finally:
             active_translations.reset(token)
-        return _Body(self, body, exchange)
-
-    def answer(self, exchange: _Exchange, exc: BaseException) -> list[bytes]:
-        """Start the envelope response for ``exc`` and return its body."""
-        environ = exchange.environ
-        method = environ.get("REQUEST_METHOD", "")
-        response, _ = self.core.render(exc, method, environ.get("PATH_INFO", ""))
-        # exc_info only when replacing headers the app already passed on (PEP 3333); on a
-        # first call, servers such as werkzeug's test client re-raise it.
-        exc_info = (type(exc), exc, exc.__traceback__) if exchange.started else None
-        exchange.started = True
-        exchange.start_response(
-            _status_line(response.status),
-            _clean(response.headers + rate_headers(self.core, exchange.decision)),
-            exc_info,
-        )
-        return [b""] if method == "HEAD" else [response.body]
+        return Body(core, body, exchange)
 
 
-class _Exchange:
+def answer(core: Core, exchange: Exchange, exc: BaseException) -> list[bytes]:
+    """Start the envelope response for ``exc`` and return its body."""
+    environ = exchange.environ
+    method = environ.get("REQUEST_METHOD", "")
+    response, _ = core.render(exc, method, environ.get("PATH_INFO", ""))
+    # exc_info only when replacing headers the app already passed on (PEP 3333); on a
+    # first call, servers such as werkzeug's test client re-raise it.
+    exc_info = (type(exc), exc, exc.__traceback__) if exchange.started else None
+    exchange.started = True
+    exchange.start_response(
+        _status_line(response.status),
+        _clean(response.headers + rate_headers(core, exchange.decision)),
+        exc_info,
+    )
+    return [b""] if method == "HEAD" else [response.body]
+
+
+class Exchange:
     """One request's WSGI state, shared by the middleware and the body it returns."""
 
     __slots__ = ("decision", "environ", "held", "start_response", "started")
@@ -143,13 +144,12 @@ def _discard(data: bytes) -> None:
     """The write() of a response restfault replaces: the bytes are not sent."""
 
 
-class _Body:
-    """The app's body iterable: converts a held error response, logs a failure mid-body."""
+class Body:
+    """The app's body iterable: converts a held error response, answers a failure before
+    the first chunk with the envelope, logs (and re-raises) one after it."""
 
-    def __init__(
-        self, middleware: RestFaultMiddleware, body: Iterable[bytes], exchange: _Exchange
-    ) -> None:
-        self.middleware = middleware
+    def __init__(self, core: Core, body: Iterable[bytes], exchange: Exchange) -> None:
+        self.core = core
         self.body = body
         self.exchange = exchange
 
@@ -171,7 +171,7 @@ class _Body:
                         exc, environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
                     )
                     raise
-                yield from self.middleware.answer(exchange, exc)
+                yield from answer(self.core, exchange, exc)
                 return
             if exchange.held is None:
                 body_sent = body_sent or bool(chunk)
@@ -179,7 +179,7 @@ class _Body:
         if exchange.held is not None:
             status, headers = exchange.held
             exchange.held = None
-            yield from self.middleware.answer(exchange, http_exception(status, None, headers))
+            yield from answer(self.core, exchange, http_exception(status, None, headers))
 
     def close(self) -> None:
         close = getattr(self.body, "close", None)

@@ -71,20 +71,10 @@ def test_a_failing_stream_is_cut_off(served: tuple[str, Server]) -> None:
     FIGURES.setdefault(flavour, {})["/stream"] = "cut off" + (" (chunked)" if chunked else "")
 
 
-def test_a_stream_failing_before_its_first_chunk(
-    served: tuple[str, Server], request: pytest.FixtureRequest
-) -> None:
+def test_a_stream_failing_before_its_first_chunk(served: tuple[str, Server]) -> None:
     """uvicorn has sent the start: cut off. A WSGI server sends nothing before the first
     non-empty chunk (PEP 3333), so restfault may still answer the 500 envelope, once."""
     flavour, server = served
-    if flavour == "flask":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="Flask adapter: a body failing before its first chunk reaches "
-                "gunicorn, which answers its own text/html 500 (docs/reliability.md)",
-                strict=True,
-            )
-        )
     raw = get(server.port, "/stream-empty")
     head, _, body = raw.partition(b"\r\n\r\n")
     assert raw.count(b"HTTP/1.1 ") == 1, raw
