@@ -79,3 +79,31 @@ def test_default_ranges_and_bad_input() -> None:
         error_responses(200)
     with pytest.raises(ConfigurationError, match="style='xml'"):
         envelope_schema("xml")
+
+
+def test_with_error_responses_fills_in_marked_operations() -> None:
+    from restfault.openapi import with_error_responses
+
+    spec = {
+        "openapi": "3.1.0",
+        "paths": {
+            "/items/{id}": {
+                "parameters": [{"name": "id", "in": "path", "required": True}],
+                "get": {
+                    "responses": {"200": {"description": "OK"}, "404": {"description": "mine"}},
+                    "x-restfault-errors": [404, 429],
+                },
+                "delete": {"responses": {"204": {"description": "gone"}}},
+            }
+        },
+    }
+    filled = with_error_responses(spec, style="bkend")
+    get = filled["paths"]["/items/{id}"]["get"]
+    assert "x-restfault-errors" not in get
+    assert get["responses"]["404"] == {"description": "mine"}  # the document's own is kept
+    assert set(get["responses"]) == {"200", "404", "429", "4XX", "5XX"}
+    assert "Retry-After" in get["responses"]["429"]["headers"]
+    assert filled["paths"]["/items/{id}"]["delete"] == {
+        "responses": {"204": {"description": "gone"}}
+    }
+    assert spec["paths"]["/items/{id}"]["get"]["x-restfault-errors"] == [404, 429]  # not mutated

@@ -11,6 +11,7 @@ Settings are environment variables read by ``create_app()``: ``HOST``, ``PORT``,
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import re
 import sqlite3
@@ -40,7 +41,7 @@ from restfault import (
     raise_single_error,
     run_batch,
 )
-from restfault.openapi import error_responses
+from restfault.openapi import with_error_responses
 from restfault.starlette import RestFault
 
 KEYS = {"pk_demo": "user", "sk_demo": "admin", "pk_revoked": None}  # key -> role; None: revoked
@@ -50,6 +51,7 @@ TABLES = {"contacts": ("id", "name", "email")}
 SEED = [(1, "Ada", "ada@example.com"), (2, "Grace", "grace@example.com")]
 BatchMode = Literal["halt", "continue", "rollback"]
 SYSTEM = {"table": [{"name": "contacts"}], "role": [{"name": "admin"}, {"name": "user"}]}
+OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
 
 
 # -- settings and the database ---------------------------------------------------------
@@ -210,82 +212,9 @@ def http_error(exc: HTTPException) -> RestException:
 
 
 def openapi_document(style: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of this API; its errors are restfault's envelopes in ``style``."""
-    text, integer = {"type": "string"}, {"type": "integer"}
-
-    def obj(**properties: Any) -> dict[str, Any]:  # every property is required
-        return {"type": "object", "required": list(properties), "properties": properties}
-
-    def param(name: str, where: str = "path", example: str = "") -> dict[str, Any]:
-        found = {"name": name, "in": where, "required": where == "path", "schema": text}
-        return {**found, "example": example} if example else found
-
-    def body(schema: dict[str, Any]) -> dict[str, Any]:
-        return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-    def op(ok: int, schema: Any, errors: tuple[int, ...], **extra: Any) -> dict[str, Any]:
-        responses = {**error_responses(*errors, style=style), **error_responses(style=style)}
-        if ok:
-            content = {"application/json": {"schema": schema}}
-            responses[ok] = {"description": "Success", "content": content}
-        return {"responses": {str(status): r for status, r in responses.items()}, **extra}
-
-    record = obj(id=integer, name=text, email=text)
-    by_field = {"type": "string", "pattern": "^(id|name|email)="}
-    records = obj(resource={"type": "array", "items": record})
-    created = obj(resource={"type": "array", "items": obj(id=integer)})
-    new = obj(resource={"type": "array", "minItems": 1, "items": obj(name=text, email=text)})
-    table, item = [param("table", example="contacts")], [param("table", example="contacts")]
-    item.append(param("id", example="1"))
-    public: dict[str, Any] = {"security": []}  # no key needed
-    batch = [*table, param("continue", "query"), param("rollback", "query")]
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "restfault example API", "version": "1.0.0"},
-        "components": {
-            "securitySchemes": {"key": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
-        },
-        "security": [{"key": []}],
-        "paths": {
-            "/api/v2/health": {"get": op(200, obj(status=text), (), **public)},
-            "/api/v2/openapi.json": {"get": op(200, {"type": "object"}, (), **public)},
-            "/api/v2/db/_table/{table}": {
-                "get": op(
-                    200,
-                    records,
-                    (400, 401, 404, 429),
-                    parameters=[*table, {**param("filter", "query"), "schema": by_field}],
-                ),
-                "post": op(
-                    201, created, (400, 401, 404, 409, 429), parameters=batch, requestBody=body(new)
-                ),
-            },
-            "/api/v2/db/_table/{table}/{id}": {
-                "get": op(200, record, (401, 404, 429), parameters=item),
-                "delete": op(200, obj(id=integer), (401, 403, 404, 429), parameters=item),
-            },
-            "/api/v2/system/{name}": {
-                "get": op(
-                    200,
-                    obj(resource={"type": "array"}),
-                    (401, 403, 429),
-                    parameters=[param("name")],
-                )
-            },
-            "/api/v2/db/_proc/{name}": {
-                "get": op(0, None, (401, 429, 501), parameters=[param("name")])
-            },
-            "/api/v2/email": {
-                "post": op(
-                    202,
-                    obj(queued={"type": "boolean"}),
-                    (400, 401, 429),
-                    requestBody=body(obj(to=text, subject=text)),
-                )
-            },
-            "/api/v2/boom": {"get": op(0, None, (401, 429, 500))},
-        },
-    }
+    """The OpenAPI 3.1 document of this API (examples/openapi.json, shared by both apps),
+    its errors filled in as restfault's envelopes in ``style``."""
+    return with_error_responses(json.loads(OPENAPI.read_text("utf-8")), style)
 
 
 # -- endpoints ---------------------------------------------------------------------------

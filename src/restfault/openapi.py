@@ -10,13 +10,16 @@ The schemas describe exactly what ``render_error`` produces, so a schema-driven 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._errors import ConfigurationError, reason_phrase
 from ._render import JSON, PROBLEM_JSON, STYLE_NAMES
 
-__all__ = ["envelope_schema", "error_responses"]
+__all__ = ["envelope_schema", "error_responses", "with_error_responses"]
+
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 _CODE = {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$"}
 _HEADERS_429 = {
@@ -110,4 +113,30 @@ def error_responses(
                 _HEADERS_429 if number == 429 else {"Retry-After": _HEADERS_429["Retry-After"]}
             )
         result[status] = response
+    return result
+
+
+def with_error_responses(
+    document: Mapping[str, Any], style: str = "dreamfactory"
+) -> dict[str, Any]:
+    """A copy of an OpenAPI ``document`` with restfault's error responses filled in.
+
+    Each operation that lists ``x-restfault-errors`` (statuses, possibly none) gets a
+    response object for each of them and the ``4XX``/``5XX`` catch-alls; responses the
+    document already has are kept. The marker is removed.
+
+    >>> spec = with_error_responses(json.loads(Path("openapi.json").read_text()), "bkend")
+    """
+    result: dict[str, Any] = copy.deepcopy(dict(document))
+    for path_item in (result.get("paths") or {}).values():
+        for method, operation in path_item.items():
+            if method not in _METHODS or not isinstance(operation, dict):
+                continue
+            statuses = operation.pop("x-restfault-errors", None)
+            if statuses is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            added = {**error_responses(*statuses, style=style), **error_responses(style=style)}
+            for status, response in added.items():
+                responses.setdefault(str(status), response)
     return result
