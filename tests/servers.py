@@ -94,8 +94,22 @@ class Server:
             os.killpg(self.process.pid, signum)
 
     def pause(self) -> None:
-        """SIGSTOP: the port still accepts connections, but nothing answers."""
+        """SIGSTOP: the port still accepts connections, but nothing answers.
+
+        Returns once the process is really stopped, so that no request of the caller's
+        races the signal and is still answered.
+        """
         self.signal(signal.SIGSTOP)
+        if self.process is None:
+            return
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                # the state is the field after the parenthesised command name
+                if stat.read_text().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                    return
+            time.sleep(0.005)
 
     def resume(self) -> None:
         self.signal(signal.SIGCONT)
