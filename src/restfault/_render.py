@@ -73,20 +73,12 @@ _ENCODER = json.JSONEncoder(default=json_default, separators=(",", ":"))
 
 
 def dumps(document: Any) -> bytes:
-    """Compact JSON, ASCII-only so that lone surrogates and control characters stay escaped."""
-    try:
-        text = _ENCODER.encode(document)
-    except (ValueError, TypeError, RecursionError):
-        # Circular or pathologically deep context: keep the envelope, drop what broke it.
-        logger.warning("restfault: an error context could not be encoded as JSON; dropped")
-        text = json.dumps(_strip_context(document), default=str, separators=(",", ":"))
-    return text.encode("ascii")
+    """Compact JSON, ASCII-only so that lone surrogates and control characters stay escaped.
 
-
-def _strip_context(document: Any) -> Any:
-    if isinstance(document, dict):
-        return {k: _strip_context(v) for k, v in document.items() if k != "context"}
-    return document
+    Raises ValueError, TypeError or RecursionError for what JSON cannot hold (a circular
+    or pathologically deep context); ``Renderer.render_rest`` then drops the context.
+    """
+    return _ENCODER.encode(document).encode("ascii")
 
 
 def debug_details(exc: BaseException) -> dict[str, Any]:
@@ -163,7 +155,17 @@ class Renderer:
             document, content_type = self._call_style(style, exc)
         else:
             document, content_type = self._document(style, exc, details)
-        body = dumps(document)
+        try:
+            body = dumps(document)
+        except (ValueError, TypeError, RecursionError):
+            # A circular or pathologically deep context (or a style's document): keep the
+            # envelope, status, code and message, and drop what could not be encoded.
+            logger.warning("restfault: an error context could not be encoded as JSON; dropped")
+            bare = RestException(exc.message, code=exc.code, status_code=exc.status_code)
+            document, content_type = self._document(
+                "dreamfactory" if callable(style) else style, bare, None
+            )
+            body = dumps(document)
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         headers.extend(exc.headers.items())
         return ErrorResponse(exc.status_code, headers, body)

@@ -200,16 +200,31 @@ def _invalid_request_json(exc: BaseException) -> InvalidJsonException | None:
     parsers = _body_parsers()
     if not parsers:
         return None
-    seen = 0
     current: BaseException | None = exc
-    while current is not None and seen < 8:
-        if isinstance(current, ValueError | RecursionError) and _raised_in(current, parsers):
+    for _ in range(4):
+        if current is None:
+            return None
+        if isinstance(current, ValueError | RecursionError):
+            if not _raised_in(current, parsers):
+                return None
             invalid = InvalidJsonException(_invalid_json_message(current))
             invalid.__cause__ = exc
             return invalid
+        # Only the framework's own 400 may stand between (werkzeug's get_json() raises a
+        # BadRequest while handling the parse error, Flask another from that one): an
+        # exception the app raised while handling a parse error keeps its own meaning.
+        if not _is_framework_400(current):
+            return None
         current = current.__cause__ or current.__context__
-        seen += 1
     return None
+
+
+def _is_framework_400(exc: BaseException) -> bool:
+    for exc_type, _ in _framework_converters():
+        if isinstance(exc, exc_type):
+            status = getattr(exc, "code", None) or getattr(exc, "status_code", None)
+            return bool(status == 400)
+    return False
 
 
 def _invalid_json_message(exc: BaseException) -> str:

@@ -94,6 +94,13 @@ def _header(headers: Any, name: bytes) -> str | None:
     return None
 
 
+def _joined_header(headers: Any, name: bytes) -> str | None:
+    """Every line of a list-valued header, joined in order as RFC 9110 allows: a proxy may
+    add its own X-Forwarded-For line after the one the client sent."""
+    values = [bytes(value).decode("latin-1") for key, value in headers if key.lower() == name]
+    return ", ".join(values) if values else None
+
+
 class Pipeline:
     """The ASGI machinery, shared by ``RestFaultMiddleware`` and the Starlette adapter."""
 
@@ -139,7 +146,7 @@ class Pipeline:
             if key is None:
                 client = scope.get("client")
                 forwarded = (
-                    _header(scope.get("headers", ()), b"x-forwarded-for")
+                    _joined_header(scope.get("headers", ()), b"x-forwarded-for")
                     if settings.trusted_proxies
                     else None
                 )
@@ -225,6 +232,13 @@ class Pipeline:
         started = False
         held: Message | None = None
 
+        async def send_own(message: Message) -> None:
+            # restfault's own answers: once a start is handed to the server, never another.
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
         async def send_wrapper(message: Message) -> None:
             nonlocal started, held
             kind = message["type"]
@@ -245,8 +259,7 @@ class Pipeline:
             elif held is not None and kind == "http.response.body":
                 if not message.get("more_body", False):
                     start, held = held, None
-                    await self.answer(scope, send, state, _converted(start))
-                    started = True
+                    await self.answer(scope, send_own, state, _converted(start))
                 return
             await send(message)
 
@@ -258,7 +271,7 @@ class Pipeline:
             ):
                 denied = await self.check(scope, state, core.default_limits)
                 if denied is not None:
-                    await self.deny(scope, send, denied)
+                    await self.deny(scope, send_own, denied)
                     return
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
@@ -266,7 +279,7 @@ class Pipeline:
                 log_after_start(exc, scope.get("method", ""), scope.get("path", ""))
                 state.answered = exc  # logged: outer handlers must not log it again
                 raise
-            if await self.answer(scope, send, state, exc):
+            if await self.answer(scope, send_own, state, exc):
                 raise
         finally:
             active_translations.reset(token)
