@@ -181,3 +181,50 @@ def test_a_failing_send_never_gets_a_second_start() -> None:
     with pytest.raises(OSError, match="client went away"):
         asyncio.run(wrapped(scope, receive, send))
     assert sent.count("http.response.start") == 1
+
+
+def test_fastapi_included_routers_keep_their_limits_and_exemptions() -> None:
+    from fastapi import APIRouter, FastAPI
+
+    app = FastAPI()
+    rf = restfault.starlette.RestFault(app, style="bkend", default_limits="2/minute")
+    inner = APIRouter(prefix="/inner")
+    router = APIRouter(prefix="/r")
+
+    @router.get("/limited")
+    @rf.limit("1/minute", code="ROUTE_LIMIT")
+    def limited() -> dict[str, bool]:
+        return {"ok": True}
+
+    @rf.exempt
+    @inner.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    router.include_router(inner)
+    app.include_router(router, prefix="/v1")
+    client = TestClient(app)
+
+    first, second = client.get("/v1/r/limited"), client.get("/v1/r/limited")
+    assert first.status_code == 200
+    assert (second.status_code, second.json()["error"]) == (429, "ROUTE_LIMIT")
+    # The default budget (2/minute) is spent by now; the exempt endpoint still answers.
+    assert [client.get("/v1/r/inner/health").status_code for _ in range(4)] == [200] * 4
+    assert client.get("/docs").status_code == 429
+
+
+def test_one_restfault_limits_the_routes_of_each_app_it_serves() -> None:
+    async def ping(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("pong")
+
+    async def pong(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ping")
+
+    rf = restfault.starlette.RestFault(style="bkend")
+    rf.limit("1/minute")(ping)
+    rf.limit("1/minute")(pong)
+    apps = [Starlette(routes=[Route("/a", ping)]), Starlette(routes=[Route("/b", pong)])]
+    for app in apps:
+        rf.init_app(app)
+    assert [TestClient(apps[0]).get("/a").status_code for _ in range(2)] == [200, 429]
+    assert [TestClient(apps[1]).get("/b").status_code for _ in range(2)] == [200, 429]

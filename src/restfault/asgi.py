@@ -110,13 +110,13 @@ class Pipeline:
         core: Core,
         limiter: AsyncLimiter,
         request_factory: Callable[[Scope], Any] | None = None,
-        is_exempt: Callable[[Scope], bool] | None = None,
+        route_rules: Callable[[Scope], tuple[tuple[Limit, ...], bool]] | None = None,
     ) -> None:
         self.app = app
         self.core = core
         self.limiter = limiter
         self.request_factory = request_factory
-        self.is_exempt = is_exempt
+        self.route_rules = route_rules
         settings = core.settings
         self.convert = settings.convert_error_responses
         self.legacy_headers = settings.headers_enabled
@@ -266,10 +266,14 @@ class Pipeline:
         token = active_translations.set(self.core.translations)
         try:
             core = self.core
-            if core.default_limits and not (
-                core.is_exempt_path(scope["path"]) or (self.is_exempt and self.is_exempt(scope))
-            ):
-                denied = await self.check(scope, state, core.default_limits)
+            limits = core.default_limits
+            if limits and core.settings.exempt_paths and core.is_exempt_path(scope["path"]):
+                limits = ()
+            if self.route_rules is not None:  # the endpoint's own limits, or its exemption
+                route_limits, exempt = self.route_rules(scope)
+                limits = route_limits if exempt else limits + route_limits
+            if limits:
+                denied = await self.check(scope, state, limits)
                 if denied is not None:
                     await self.deny(scope, send_own, denied)
                     return

@@ -7,13 +7,14 @@
 
 The middleware goes innermost (just outside Starlette's exception middleware), so every
 middleware the app adds — CORS included — wraps the envelopes and 429s it sends.
-Per-endpoint limits and exemptions are found once, by walking the routes, not per request.
+Per-endpoint limits and exemptions are found by walking the routes once; per request only
+the routes of endpoints that have them are matched, before anything runs.
 """
 
 from __future__ import annotations
 
 import copy
-import time
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Mount
+from starlette.routing import BaseRoute, Mount, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._core import Core
@@ -43,23 +44,6 @@ def _response(rendered: ErrorResponse, head: bool) -> Response:
     return response
 
 
-class _RouteGuard:
-    """Wraps one route's ASGI app to hit that endpoint's own limits before it runs."""
-
-    def __init__(self, app: ASGIApp, pipeline: Pipeline, limits: tuple[Limit, ...]) -> None:
-        self.app = app
-        self.pipeline = pipeline
-        self.limits = limits
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state = scope.get(STATE_KEY)
-        if isinstance(state, RequestState):
-            denied = await self.pipeline.check(scope, state, self.limits)
-            if denied is not None:  # raised inside Starlette's exception middleware
-                raise denied.exception(time.time())
-        await self.app(scope, receive, send)
-
-
 class RestFault:
     """Envelopes, rate limits and batch translations for a Starlette or FastAPI app."""
 
@@ -68,8 +52,6 @@ class RestFault:
         self.limiter = AsyncLimiter(self.core.settings)
         self.pipeline = _Pipeline(self)
         self.app: Any = None
-        self._exempt_chains: list[tuple[BaseRoute, ...]] = []
-        self._prepared = -1
         if app is not None:
             self.init_app(app)
 
@@ -86,7 +68,7 @@ class RestFault:
         self.app = app
         # Appended, not add_middleware()'d: innermost, so the app's own middleware (CORS)
         # wraps every response restfault sends.
-        app.user_middleware.append(Middleware(self.pipeline.bind))
+        app.user_middleware.append(Middleware(self.pipeline.bind, _RouteRules(app, self.core)))
         for exc_type in (HTTPException, RestException, *self.core.translations.types()):
             app.add_exception_handler(exc_type, self._handle)
         app.add_exception_handler(Exception, self._handle_unexpected)
@@ -165,66 +147,88 @@ class RestFault:
 
     # -- routes --------------------------------------------------------------------------
 
+
+_Rule = tuple[re.Pattern[str], frozenset[str] | None, tuple[Limit, ...], bool]
+
+
+class _RouteRules:
+    """One app's endpoints with limits or exemptions, as rules matched before routing."""
+
+    def __init__(self, app: Any, core: Core) -> None:
+        self.app = app
+        self.core = core
+        self._rules: list[_Rule] = []
+        self._prepared = -1
+
     def prepare(self) -> None:
-        """Find per-endpoint limits and exemptions in the app's routes (cheap when unchanged)."""
-        router = getattr(self.app, "router", None)
-        routes = getattr(router, "routes", None)
+        """Find the routes of endpoints with limits or exemptions (cheap when unchanged).
+
+        Each becomes a rule matched against the path before routing — only those routes,
+        never the whole table — so that an endpoint's limits and exemption are known
+        before anything runs, in Mounts and FastAPI's included routers alike.
+        """
+        routes = getattr(getattr(self.app, "router", None), "routes", None)
         if routes is None:
             return
         core = self.core
         version = len(routes) + len(core.route_limits) + len(core.exempt_endpoints)
         if version == self._prepared:  # only ever grows: a change changes the sum
             return
-        chains: list[tuple[BaseRoute, ...]] = []
-        self._walk(routes, (), chains)
-        self._exempt_chains = chains
+        rules: list[_Rule] = []
+        if core.route_limits or core.exempt_endpoints:
+            self._walk(routes, "", rules)
+        self._rules = rules
         self._prepared = version
 
-    def _walk(
-        self, routes: Sequence[BaseRoute], parents: tuple[BaseRoute, ...], chains: list[Any]
-    ) -> None:
+    def _walk(self, routes: Sequence[BaseRoute], prefix: str, rules: list[_Rule]) -> None:
         core = self.core
         for route in routes:
-            endpoint = getattr(route, "endpoint", None)
-            if endpoint is not None:
-                limits = core.route_limits.get(endpoint)
-                if limits and not isinstance(getattr(route, "app", None), _RouteGuard):
-                    route.app = _RouteGuard(route.app, self.pipeline, limits)  # type: ignore[attr-defined]
-                if endpoint in core.exempt_endpoints:
-                    chains.append((*parents, route))
             if isinstance(route, Mount):
-                self._walk(route.routes, (*parents, route), chains)
+                self._walk(route.routes, prefix + route.path, rules)
+                continue
+            included = getattr(route, "original_router", None)  # FastAPI's include_router()
+            if included is not None:
+                context_prefix = getattr(getattr(route, "include_context", None), "prefix", "")
+                self._walk(included.routes, prefix + (context_prefix or ""), rules)
+                continue
+            endpoint = getattr(route, "endpoint", None)
+            path = getattr(route, "path", None)
+            if endpoint is None or not isinstance(path, str):
+                continue
+            limits = core.route_limits.get(endpoint, ())
+            exempt = endpoint in core.exempt_endpoints
+            if limits or exempt:
+                methods = getattr(route, "methods", None)
+                regex = compile_path(prefix + path)[0]
+                rules.append((regex, frozenset(methods) if methods else None, limits, exempt))
 
-    def is_exempt(self, scope: Scope) -> bool:
-        for chain in self._exempt_chains:
-            current = scope
-            for route in chain:
-                match, child = route.matches(current)
-                if match is not Match.FULL:
-                    break
-                current = {**current, **child}
-            else:
-                return True
-        return False
+    def __call__(self, scope: Scope) -> tuple[tuple[Limit, ...], bool]:
+        """The limits of the endpoint this request will reach, and whether it is exempt."""
+        self.prepare()
+        if not self._rules:
+            return (), False
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+            path = path[len(root) :]
+        method = scope["method"]
+        for regex, methods, limits, exempt in self._rules:
+            if regex.match(path) and (methods is None or method in methods):
+                return limits, exempt
+        return (), False
 
 
 class _Pipeline(Pipeline):
     def __init__(self, restfault: RestFault) -> None:
-        super().__init__(
-            _missing_app, restfault.core, restfault.limiter, Request, restfault.is_exempt
-        )
+        super().__init__(_missing_app, restfault.core, restfault.limiter, Request)
         self.restfault = restfault
 
-    def bind(self, app: ASGIApp) -> _Pipeline:
-        """The middleware around ``app``; route guards keep using the unbound original."""
+    def bind(self, app: ASGIApp, rules: _RouteRules) -> _Pipeline:
+        """The middleware around ``app`` (a copy, so one RestFault may serve two apps)."""
         bound = copy.copy(self)
         bound.app = app
+        bound.route_rules = rules
         return bound
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.restfault.prepare()
-        await super().__call__(scope, receive, send)
 
 
 async def _missing_app(scope: Scope, receive: Receive, send: Send) -> None:
