@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import base64
 import datetime
-import decimal
 import enum
 import json
 import logging
 import traceback
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -62,9 +60,7 @@ def json_default(value: Any) -> Any:
             return base64.b64encode(raw).decode("ascii")
     if isinstance(value, set | frozenset | tuple):
         return list(value)
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    return str(value)
+    return str(value)  # Decimal, UUID and anything else: its string form
 
 
 # Built once: json.dumps() with any option builds a new JSONEncoder on every call, which

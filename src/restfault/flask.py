@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Blueprint, Flask, current_app, request
 from werkzeug.exceptions import BadRequestKeyError, HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -35,6 +35,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 V = TypeVar("V")
 
 EXTENSION_KEY = "restfault"
+DECISION_KEY = "restfault.decision"  # in the WSGI environ: read after Flask has returned
 
 
 class RestFault:
@@ -74,6 +75,7 @@ class RestFault:
                 body = wsgi_app(environ, passed_on)
             finally:
                 active_translations.reset(token)
+            exchange.decision = environ.get(DECISION_KEY)  # for an envelope sent mid-body
             file_wrapper = environ.get("wsgi.file_wrapper")
             if isinstance(file_wrapper, type) and isinstance(body, file_wrapper):
                 return body  # left as it is, so the server can still sendfile() it
@@ -124,7 +126,7 @@ class RestFault:
             return None
         key = environ_client_key(core, request, request.environ)
         decision = self.limiter.check(core.plan(limits, request, key))
-        g._restfault_decision = decision
+        request.environ[DECISION_KEY] = decision
         if decision is None or decision.allowed:
             return None
         # The 429 rendered once per code; answered here rather than raised and caught.
@@ -155,7 +157,7 @@ class RestFault:
             # the status and headers kept, as the ASGI and WSGI middlewares answer.
             rest = http_exception(response.status_code, None, response.headers.items())
             response = self._handle(rest)
-        headers = rate_headers(self.core, g.get("_restfault_decision"))
+        headers = rate_headers(self.core, request.environ.get(DECISION_KEY))
         if headers:
             response.headers.extend(headers)
         return response
