@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ._errors import ConfigurationError, RestException, TooManyRequestsException
-from ._limiting import Limit, Plan, limits_for, safe_key
+from ._keys import safe_key
+from ._limiting import Limit, Plan, limits_for
 from ._render import ErrorResponse, Renderer
 from ._settings import Settings
 from ._translate import Translations

@@ -24,22 +24,29 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ._asgi_messages import (
+    Message,
+    Send,
+    converted,
+    encode_headers,
+    encode_rate_headers,
+    header,
+    joined_header,
+    send_envelope,
+)
 from ._core import Core, checked_cost, is_json_media_type, log_after_start
-from ._errors import RestException
-from ._limiting import Limit, Plan, RateLimitDecision, client_address, pick, safe_key
-from ._render import ErrorResponse
+from ._keys import client_address, safe_key
+from ._limiting import Limit, Plan, RateLimitDecision, pick
 from ._settings import Settings
 from ._storage import AsyncLimiter
-from ._translate import active_translations, http_exception
+from ._translate import active_translations
 
 __all__ = ["RestFaultMiddleware"]
 
 logger = logging.getLogger("restfault")
 
 Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 STATE_KEY = "restfault.state"
@@ -55,50 +62,6 @@ class RequestState:
         self.client_key: str | None = None
         self.answered: BaseException | None = None
         self.request: Any = None
-
-
-def encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """ASGI header pairs; CR and LF are blanked so no value can start a header of its own."""
-    return [
-        (
-            name.lower().encode("latin-1", "replace"),
-            value.replace("\r", " ").replace("\n", " ").encode("latin-1", "replace"),
-        )
-        for name, value in headers
-    ]
-
-
-async def send_envelope(
-    send: Send, response: ErrorResponse, extra: list[tuple[str, str]], head: bool
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": encode_headers(response.headers + extra),
-        }
-    )
-    await send({"type": "http.response.body", "body": b"" if head else response.body})
-
-
-def _encode_rate_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """``encode_headers`` for ``RateLimitDecision.headers()``: ASCII names, and values of
-    digits or sanitised structured-field strings, so there is no CR or LF to blank."""
-    return [(name.lower().encode("ascii"), value.encode("ascii")) for name, value in headers]
-
-
-def _header(headers: Any, name: bytes) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-def _joined_header(headers: Any, name: bytes) -> str | None:
-    """Every line of a list-valued header, joined in order as RFC 9110 allows: a proxy may
-    add its own X-Forwarded-For line after the one the client sent."""
-    values = [bytes(value).decode("latin-1") for key, value in headers if key.lower() == name]
-    return ", ".join(values) if values else None
 
 
 class Pipeline:
@@ -146,7 +109,7 @@ class Pipeline:
             if key is None:
                 client = scope.get("client")
                 forwarded = (
-                    _joined_header(scope.get("headers", ()), b"x-forwarded-for")
+                    joined_header(scope.get("headers", ()), b"x-forwarded-for")
                     if settings.trusted_proxies
                     else None
                 )
@@ -211,7 +174,7 @@ class Pipeline:
                 (b"x-ratelimit-remaining", b"%d" % decision.remaining),
                 (b"x-ratelimit-reset", b"%d" % math.ceil(decision.reset)),
             ]
-        return _encode_rate_headers(
+        return encode_rate_headers(
             decision.headers(time.time(), legacy=self.legacy_headers, ietf=self.ietf_headers)
         )
 
@@ -247,7 +210,7 @@ class Pipeline:
                 if (
                     self.convert
                     and status >= 400
-                    and not is_json_media_type(_header(message.get("headers", ()), b"content-type"))
+                    and not is_json_media_type(header(message.get("headers", ()), b"content-type"))
                 ):
                     held = message  # answer with the envelope once the app's body is done
                     return
@@ -259,7 +222,7 @@ class Pipeline:
             elif held is not None and kind == "http.response.body":
                 if not message.get("more_body", False):
                     start, held = held, None
-                    await self.answer(scope, send_own, state, _converted(start))
+                    await self.answer(scope, send_own, state, converted(start))
                 return
             await send(message)
 
@@ -302,14 +265,6 @@ class Pipeline:
             extra.append(("Connection", "close"))
         await send_envelope(send, response, extra, head)
         return unexpected
-
-
-def _converted(start: Message) -> RestException:
-    headers = [
-        (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
-        for k, v in start.get("headers", ())
-    ]
-    return http_exception(int(start["status"]), None, headers)
 
 
 async def _maybe_key(limit: Limit, request: Any, client_key: str) -> str:

@@ -25,13 +25,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ._asgi_messages import encode_headers
 from ._core import Core
 from ._errors import BadRequestException, ConfigurationError, InvalidJsonException, RestException
 from ._limiting import Limit
 from ._render import ErrorResponse
 from ._settings import Settings
 from ._storage import AsyncLimiter
-from .asgi import STATE_KEY, Pipeline, RequestState, encode_headers
+from .asgi import STATE_KEY, Pipeline, RequestState
 
 __all__ = ["RestFault"]
 

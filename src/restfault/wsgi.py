@@ -19,7 +19,8 @@ from typing import Any
 
 from ._core import Core, is_json_media_type, log_after_start
 from ._errors import reason_phrase
-from ._limiting import RateLimitDecision, client_address, safe_key
+from ._keys import client_address, safe_key
+from ._limiting import RateLimitDecision
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import active_translations, http_exception

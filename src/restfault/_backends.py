@@ -1,0 +1,113 @@
+"""Which ``limits`` storage a URI names, built with timeouts, bounded retries and pools.
+
+Sync for WSGI, the ``limits.aio`` twin for ASGI; ``memory://`` is restfault's
+``InProcessStorage`` for both (dict work under a lock: nothing to await, nothing to time out).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from limits.errors import ConfigurationError as LimitsConfigurationError
+from limits.storage import storage_from_string
+
+from ._errors import ConfigurationError
+from ._memory import InProcessStorage
+from ._settings import Settings, redacted_uri
+
+__all__ = ["build_storage", "storage_options"]
+
+_REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel")
+
+
+def storage_options(settings: Settings, asynchronous: bool) -> dict[str, Any]:
+    """The user's storage options, plus timeouts (and no client retries) where unset."""
+    scheme = settings.storage_uri.split("://", 1)[0].lower()
+    options = dict(settings.storage_options)
+    timeout = settings.storage_timeout
+    if scheme in _REDIS_SCHEMES:
+        options.setdefault("socket_timeout", timeout)
+        options.setdefault("socket_connect_timeout", timeout)
+        if asynchronous:
+            options.setdefault("implementation", "redispy")
+            # The asyncio pool hands out connections Redis closed while it was down (a
+            # restart): without one immediate retry on a fresh connection, each of them
+            # fails once after recovery and starts a new outage. The whole call stays
+            # bounded by storage_timeout, retry or not.
+            from redis.asyncio.retry import Retry as AsyncRetry
+            from redis.backoff import NoBackoff
+            from redis.exceptions import ConnectionError as RedisConnectionError
+
+            options.setdefault("retry", AsyncRetry(NoBackoff(), 1))
+            options.setdefault("retry_on_error", [RedisConnectionError])
+        else:
+            # redis-py retries a timed-out command three times by default, which would
+            # turn a storage_timeout of 0.25 s into a second or more.
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            options.setdefault("retry", Retry(NoBackoff(), 0))
+        if scheme == "redis+sentinel":
+            # limits always hands redis-py a sentinel_kwargs dict, so redis-py never copies
+            # the socket timeouts to the sentinel connections: a sentinel that stopped
+            # answering would hang the master lookup.
+            sentinel = dict(options.get("sentinel_kwargs") or {})
+            for name in ("socket_timeout", "socket_connect_timeout", "retry"):
+                if name in options:
+                    sentinel.setdefault(name, options[name])
+            options["sentinel_kwargs"] = sentinel
+    elif scheme == "memcached" and not asynchronous:
+        options.setdefault("connect_timeout", timeout)
+        options.setdefault("timeout", timeout)
+    return options
+
+
+def build_storage(settings: Settings, *, asynchronous: bool) -> Any:
+    """The ``limits`` storage for ``settings.storage_uri``; async twin for ASGI."""
+    uri = settings.storage_uri
+    if uri.split("://", 1)[0].lower() == "memory":
+        return InProcessStorage()
+    try:
+        options = storage_options(settings, asynchronous)
+        pooled = uri.split("://", 1)[0].lower() in _POOLED_SCHEMES
+        if pooled and "connection_pool" not in options:
+            options = _with_blocking_pool(uri, options, settings.storage_timeout, asynchronous)
+        storage = storage_from_string(f"async+{uri}" if asynchronous else uri, **options)
+    except (LimitsConfigurationError, TypeError, ValueError) as exc:
+        raise ConfigurationError(f"storage_uri={redacted_uri(uri)!r}: {exc}") from exc
+    if pooled and "connection_pool" not in settings.storage_options:
+        # The client owns the pool built for it, as redis.from_url's would be: closing (or
+        # collecting) the client closes its connections.
+        client = getattr(getattr(storage, "bridge", storage), "storage", None)
+        if client is not None:
+            client.auto_close_connection_pool = True
+    return storage
+
+
+_POOLED_SCHEMES = ("redis", "rediss", "redis+unix")
+# Options ``limits`` itself consumes; every other one configures redis-py's connections.
+_LIMITS_OPTIONS = ("implementation", "wrap_exceptions", "key_prefix")
+
+
+def _with_blocking_pool(
+    uri: str, options: dict[str, Any], timeout: float, asynchronous: bool
+) -> dict[str, Any]:
+    """``options`` with a pool that waits (up to ``timeout``) for a free connection.
+
+    redis-py's default pool raises MaxConnectionsError once 100 calls are in flight (200
+    threads, or 200 concurrent tasks): taken for an outage, that would hand the requests
+    to the per-process fallback, which counts apart, and let more through than the limit.
+    """
+    if asynchronous:
+        from redis.asyncio import BlockingConnectionPool as AsyncPool
+
+        pool_class: Any = AsyncPool
+    else:
+        from redis import BlockingConnectionPool
+
+        pool_class = BlockingConnectionPool
+    url = "unix://" + uri.split("://", 1)[1] if uri.lower().startswith("redis+unix://") else uri
+    kept = {name: options[name] for name in _LIMITS_OPTIONS if name in options}
+    pool_options = {name: v for name, v in options.items() if name not in _LIMITS_OPTIONS}
+    pool_options.setdefault("max_connections", 100)
+    return {**kept, "connection_pool": pool_class.from_url(url, timeout=timeout, **pool_options)}
