@@ -228,3 +228,19 @@ def test_one_restfault_limits_the_routes_of_each_app_it_serves() -> None:
         rf.init_app(app)
     assert [TestClient(apps[0]).get("/a").status_code for _ in range(2)] == [200, 429]
     assert [TestClient(apps[1]).get("/b").status_code for _ in range(2)] == [200, 429]
+
+
+def test_a_converted_error_keeps_every_challenge() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [
+            (b"content-type", b"text/plain"),
+            (b"www-authenticate", b'Basic realm="api"'),
+            (b"www-authenticate", b'Bearer realm="api"'),
+        ]
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": b"Unauthorized"})
+
+    reply = TestClient(RestFaultMiddleware(app)).get("/")
+    assert reply.status_code == 401
+    assert reply.json() == {"error": {"code": 401, "message": "Unauthorized"}}
+    assert reply.headers["www-authenticate"] == 'Basic realm="api", Bearer realm="api"'

@@ -145,7 +145,15 @@ def http_exception(
     status: int, message: str | None, headers: Iterable[tuple[str, str]]
 ) -> RestException:
     """A RestException for a bare HTTP status, keeping the headers that matter."""
-    kept = {name: value for name, value in headers if name.lower() not in _BODY_HEADERS}
+    kept: dict[str, str] = {}
+    for name, value in headers:
+        if name.lower() in _BODY_HEADERS:
+            continue
+        # A repeated list-valued field (two WWW-Authenticate challenges) is one field with
+        # both values (RFC 9110 §5.3); Set-Cookie cannot be joined, and keeps the last.
+        previous = kept.get(name)
+        joinable = previous is not None and name.lower() != "set-cookie"
+        kept[name] = f"{previous}, {value}" if joinable else value
     for name, value in kept.items():
         if name.lower() == "allow":
             # Frameworks list methods in set order, which differs from process to process.
