@@ -76,7 +76,7 @@ class Core:
             translations=self.translations,
         )
         self.default_limits: tuple[Limit, ...] = self._limits(
-            [str(item) for item in settings.default_limits] if settings.default_limits else None,
+            settings.default_limits,  # parsed once, by Settings
             scope="default",
             option="default_limits",
         )

@@ -47,7 +47,7 @@ class Limit:
 
 
 def limits_for(
-    value: str | Iterable[str] | None,
+    value: str | Iterable[str] | tuple[RateLimitItem, ...] | None,
     *,
     scope: str,
     key_prefix: str,
@@ -57,7 +57,8 @@ def limits_for(
     cost: int | Callable[[Any], Any] = 1,
     option: str = "limit",
 ) -> tuple[Limit, ...]:
-    """Parse ``value`` into Limits whose storage keys carry prefix, strategy and scope.
+    """Parse ``value`` (or take the items Settings parsed already) into Limits whose
+    storage keys carry prefix, strategy and scope.
 
     The strategy is part of the key so that switching strategies never meets a key
     written by another one (a counter where a list is expected, say).
@@ -70,8 +71,13 @@ def limits_for(
         raise ConfigurationError(
             f"{option}: cost={cost!r} must be a positive int or a callable of the request"
         )
+    items: tuple[RateLimitItem, ...]
+    if isinstance(value, tuple) and all(isinstance(v, RateLimitItem) for v in value):
+        items = value  # Settings parsed them already
+    else:
+        items = parse_limits(value, option)  # type: ignore[arg-type]
     result = []
-    for item in parse_limits(value, option):
+    for item in items:
         granularity = item.GRANULARITY.name
         prefix = f"{key_prefix}/{strategy}/{scope}/{item.amount}/{item.multiples}{granularity}/"
         result.append(
