@@ -242,10 +242,15 @@ def with_limits_memory_storage(build: Callable[[], Any]) -> Callable[[], Any]:
     def patched() -> Any:
         from limits.storage import MemoryStorage
 
+        from restfault._evaluate import Evaluation, ExpiryCache
+
         app = build()
         owner = app.state.restfault if hasattr(app, "state") else app.extensions["restfault"]
-        owner.limiter.storage = MemoryStorage()
-        owner.limiter.local_fixed = False  # the generic path, as limits' storages take
+        limiter = owner.limiter
+        # Called in process like restfault's own (no I/O); window ends cached as for a
+        # network storage, since limits' storage cannot hand them over with the count.
+        limiter.local = MemoryStorage()
+        limiter.evaluation = Evaluation(limiter.strategy, ExpiryCache(), ExpiryCache())
         return app
 
     return patched

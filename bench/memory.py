@@ -135,9 +135,9 @@ def _entries(app: Any) -> dict[str, int]:
         limiter = getattr(state, "limiter", None) or ext.get("limiter")
         storage = getattr(limiter, "_storage", None)
     else:
-        storage = limiter.storage
-        if limiter.cache is not None:
-            found["expiry_cache"] = len(limiter.cache._ends)
+        storage = limiter.local
+        found.update(storage.sizes())
+        found["denial_cache"] = len(limiter.evaluation.denials)
     for name in ("storage", "expirations", "events", "locks"):
         value = getattr(storage, name, None)
         if isinstance(value, dict):

@@ -208,9 +208,10 @@ def test_fastapi_included_routers_keep_their_limits_and_exemptions() -> None:
     first, second = client.get("/v1/r/limited"), client.get("/v1/r/limited")
     assert first.status_code == 200
     assert (second.status_code, second.json()["error"]) == (429, "ROUTE_LIMIT")
-    # The default budget (2/minute) is spent by now; the exempt endpoint still answers.
+    # The exempt endpoint answers whatever the default budget (2/minute) says; the first
+    # request spent one of it (the second was denied without counting, API.md §6).
     assert [client.get("/v1/r/inner/health").status_code for _ in range(4)] == [200] * 4
-    assert client.get("/docs").status_code == 429
+    assert [client.get("/docs").status_code for _ in range(2)] == [200, 429]
 
 
 def test_one_restfault_limits_the_routes_of_each_app_it_serves() -> None:

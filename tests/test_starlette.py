@@ -130,8 +130,8 @@ def test_mounted_json_error_is_untouched(starlette_app: MakeApp) -> None:
 def test_mounted_sub_application(
     starlette_app: MakeApp, own_restfault: bool, restfault_log: pytest.LogCaptureFixture
 ) -> None:
-    """A sub-app answers errors with its own exception middleware (text/plain): the
-    outer RestFault turns those into the envelope, keeping status and headers."""
+    """A mounted sub-app answers its errors as its routes would in the parent: with the
+    envelope, keeping status and headers, with or without a RestFault of its own."""
 
     async def teapot(request: Request) -> Response:
         raise HTTPException(418, "short and stout", headers={"X-Sub": "1"})
@@ -151,14 +151,8 @@ def test_mounted_sub_application(
 
     reply = client.get("/sub/missing")
     assert reply.headers["content-type"] == "application/json"
-    if own_restfault:
-        assert reply.status_code == 404
-        assert reply.json()["error"] == "RECORD_NOT_FOUND"
-    else:
-        # To a sub-app without RestFault a RestException is unexpected: its own
-        # ServerErrorMiddleware answers 500 (as the envelope here) and the server hears.
-        assert reply.status_code == 500
-        assert reply.json()["error"] == "INTERNAL_SERVER_ERROR"
+    assert reply.status_code == 404
+    assert reply.json()["error"] == "RECORD_NOT_FOUND"
 
 
 def test_router_as_app() -> None:

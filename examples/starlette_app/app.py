@@ -61,6 +61,15 @@ def setting(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def environment_options() -> dict[str, Any]:
+    """Options whose values come from the environment as text: restfault checks them when
+    the app is created (a bad value is a ConfigurationError naming it)."""
+    return {
+        "style": setting("RESTFAULT_STYLE", "dreamfactory"),
+        "strategy": setting("RESTFAULT_STRATEGY", "fixed-window"),
+    }
+
+
 def temporary_db() -> str:
     fd, path = tempfile.mkstemp(prefix="restfault-example-", suffix=".sqlite3")
     os.close(fd)
@@ -332,11 +341,10 @@ def create_app() -> Starlette:
     app.state.openapi = openapi_document(setting("RESTFAULT_STYLE", "dreamfactory"))
     restfault = RestFault(
         app,
-        style=setting("RESTFAULT_STYLE", "dreamfactory"),
+        **environment_options(),
         debug=setting("RESTFAULT_DEBUG", "0") == "1",
         default_limits=setting("RESTFAULT_DEFAULT_LIMITS", "120/minute"),
         storage_uri=setting("RESTFAULT_STORAGE_URI", "memory://"),
-        strategy=setting("RESTFAULT_STRATEGY", "fixed-window"),
         key_func=rate_limit_key,
     )
     restfault.exempt(health)

@@ -2,35 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from ._errors import RestException
+from ._http import encode_headers
 from ._render import ErrorResponse
 from ._translate import http_exception
 
 __all__ = [
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
     "converted",
-    "encode_headers",
-    "encode_rate_headers",
     "header",
     "joined_header",
+    "route_path",
     "send_envelope",
 ]
 
 Message = MutableMapping[str, Any]
+Scope = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
-
-
-def encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """ASGI header pairs; CR and LF are blanked so no value can start a header of its own."""
-    return [
-        (
-            name.lower().encode("latin-1", "replace"),
-            value.replace("\r", " ").replace("\n", " ").encode("latin-1", "replace"),
-        )
-        for name, value in headers
-    ]
+Receive = Callable[[], Awaitable[Message]]
+RawHeaders = Iterable[tuple[bytes, bytes]]
 
 
 async def send_envelope(
@@ -46,20 +42,14 @@ async def send_envelope(
     await send({"type": "http.response.body", "body": b"" if head else response.body})
 
 
-def encode_rate_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """``encode_headers`` for ``RateLimitDecision.headers()``: ASCII names, and values of
-    digits or sanitised structured-field strings, so there is no CR or LF to blank."""
-    return [(name.lower().encode("ascii"), value.encode("ascii")) for name, value in headers]
-
-
-def header(headers: Any, name: bytes) -> str | None:
+def header(headers: RawHeaders, name: bytes) -> str | None:
     for key, value in headers:
         if key.lower() == name:
             return bytes(value).decode("latin-1")
     return None
 
 
-def joined_header(headers: Any, name: bytes) -> str | None:
+def joined_header(headers: RawHeaders, name: bytes) -> str | None:
     """Every line of a list-valued header, joined in order as RFC 9110 allows: a proxy may
     add its own X-Forwarded-For line after the one the client sent."""
     values = [bytes(value).decode("latin-1") for key, value in headers if key.lower() == name]
@@ -67,8 +57,19 @@ def joined_header(headers: Any, name: bytes) -> str | None:
 
 
 def converted(start: Message) -> RestException:
+    """The RestException standing for a framework's own non-JSON error response."""
     headers = [
         (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
         for k, v in start.get("headers", ())
     ]
     return http_exception(int(start["status"]), None, headers)
+
+
+def route_path(scope: Scope) -> str:
+    """The request's path inside the application: ``path`` without the ``root_path`` a
+    server or proxy mounts the app at (``uvicorn --root-path``), as Starlette routes it."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path

@@ -1,28 +1,32 @@
 """Which ``limits`` storage a URI names, built with timeouts, bounded retries and pools.
 
-Sync for WSGI, the ``limits.aio`` twin for ASGI; ``memory://`` is restfault's
+Sync for WSGI, the ``limits.aio`` twin for ASGI; ``memory://`` is restfault's own
 ``InProcessStorage`` for both (dict work under a lock: nothing to await, nothing to time out).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.storage import storage_from_string
 
 from ._errors import ConfigurationError
 from ._memory import InProcessStorage
+from ._ops import AsyncStorage, SyncStorage
 from ._settings import Settings, redacted_uri
 
-__all__ = ["build_storage", "storage_options"]
+__all__ = ["build_async_storage", "build_sync_storage", "storage_options"]
 
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel")
+_POOLED_SCHEMES = ("redis", "rediss", "redis+unix")
+# Options ``limits`` itself consumes; every other one configures redis-py's connections.
+_LIMITS_OPTIONS = ("implementation", "wrap_exceptions", "key_prefix")
 
 
 def storage_options(settings: Settings, asynchronous: bool) -> dict[str, Any]:
     """The user's storage options, plus timeouts (and no client retries) where unset."""
-    scheme = settings.storage_uri.split("://", 1)[0].lower()
+    scheme = settings.storage_scheme
     options = dict(settings.storage_options)
     timeout = settings.storage_timeout
     if scheme in _REDIS_SCHEMES:
@@ -62,31 +66,36 @@ def storage_options(settings: Settings, asynchronous: bool) -> dict[str, Any]:
     return options
 
 
-def build_storage(settings: Settings, *, asynchronous: bool) -> Any:
-    """The ``limits`` storage for ``settings.storage_uri``; async twin for ASGI."""
-    uri = settings.storage_uri
-    if uri.split("://", 1)[0].lower() == "memory":
+def build_sync_storage(settings: Settings) -> SyncStorage:
+    """The sync ``limits`` storage of ``settings.storage_uri`` (WSGI)."""
+    if settings.in_process:
         return InProcessStorage()
+    return cast(SyncStorage, _build(settings, asynchronous=False))
+
+
+def build_async_storage(settings: Settings) -> AsyncStorage:
+    """The ``limits.aio`` storage of ``settings.storage_uri`` (ASGI; not memory://)."""
+    return cast(AsyncStorage, _build(settings, asynchronous=True))
+
+
+def _build(settings: Settings, *, asynchronous: bool) -> Any:
+    uri = settings.storage_uri
+    pooled = settings.storage_scheme in _POOLED_SCHEMES
     try:
         options = storage_options(settings, asynchronous)
-        pooled = uri.split("://", 1)[0].lower() in _POOLED_SCHEMES
         if pooled and "connection_pool" not in options:
             options = _with_blocking_pool(uri, options, settings.storage_timeout, asynchronous)
         storage = storage_from_string(f"async+{uri}" if asynchronous else uri, **options)
     except (LimitsConfigurationError, TypeError, ValueError) as exc:
         raise ConfigurationError(f"storage_uri={redacted_uri(uri)!r}: {exc}") from exc
     if pooled and "connection_pool" not in settings.storage_options:
-        # The client owns the pool built for it, as redis.from_url's would be: closing (or
-        # collecting) the client closes its connections.
+        # The client owns the pool built for it, as redis.from_url's would: closing (or
+        # collecting) the client closes its connections. limits keeps its client as
+        # ``storage`` (the async storages behind a ``bridge``).
         client = getattr(getattr(storage, "bridge", storage), "storage", None)
         if client is not None:
             client.auto_close_connection_pool = True
     return storage
-
-
-_POOLED_SCHEMES = ("redis", "rediss", "redis+unix")
-# Options ``limits`` itself consumes; every other one configures redis-py's connections.
-_LIMITS_OPTIONS = ("implementation", "wrap_exceptions", "key_prefix")
 
 
 def _with_blocking_pool(

@@ -1,73 +1,76 @@
-"""What every adapter shares: settings, renderer, translations, limits and their registry.
+"""Every per-request decision, made once from plain facts, for every adapter.
 
-An adapter owns one ``Core``. It translates its framework's request into the few facts
-the core needs (client key, method, path, endpoint) and the core's answers back.
+An adapter owns one ``Core``. Its protocol driver (``_asgi``, ``_wsgi``) carries the
+request's facts in — method, path, the endpoint the framework's router dispatched to,
+the client's address, headers — and the core's answers out:
+
+- ``applicable``: which limits apply (default, path, shared, endpoint; exemptions);
+- ``plan``: each limit's storage key and cost (``key_func``, callables, dynamic limits);
+- ``_evaluate.evaluate`` (driven by ``_storage``): the verdict;
+- ``rate_headers``: the header values of a verdict (``_limiting.rate_header_values``);
+- ``denial``: the 429, rendered once per code;
+- ``render``: the envelope of any exception, and its log line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+import math
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
 
-from ._errors import ConfigurationError, RestException, TooManyRequestsException
-from ._keys import safe_key
-from ._limiting import Limit, Plan, limits_for
+from ._errors import RestException, TooManyRequestsException
+from ._evaluate import ExpiryCache
+from ._http import encode_headers
+from ._keys import address_key, client_address, safe_key
+from ._limiting import Limit, LimitOptions, PlanItem, Verdict, rate_header_values
+from ._logging import log_safe, logger
+from ._policies import HTTP_METHODS, NO_ENDPOINT, EndpointRules, Registry, Rule
 from ._render import ErrorResponse, Renderer
 from ._settings import Settings
 from ._translate import Translations
 
-__all__ = ["Core", "is_json_media_type", "log_safe"]
+__all__ = ["Applicable", "Core", "Denial", "checked_cost"]
 
-logger = logging.getLogger("restfault")
-
-F = TypeVar("F", bound=Callable[..., Any])
-E = TypeVar("E", bound=BaseException)
-
-# C0, DEL and C1 controls, and the Unicode line and paragraph separators: every character
-# str.splitlines() (and many log viewers) break a line at.
-_CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), *range(0x7F, 0xA0))}
-_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+# A plan step yields a value a callable of the app returned; the driver sends it back,
+# awaited when it is awaitable (ASGI) or refused when it is (WSGI).
+PlanSteps = Generator[Any, Any, list[PlanItem]]
 
 
-def log_safe(text: str, limit: int = 512) -> str:
-    """``text`` with control characters escaped, so it cannot forge log lines."""
-    return text[:limit].translate(_CONTROL)
+@dataclass(frozen=True, slots=True)
+class Applicable:
+    """The limits that apply to one kind of request: its rules, and — when every one of
+    them is static, keyed by the client and of fixed cost — the limits themselves, so the
+    plan needs no request object and no generator."""
+
+    rules: tuple[Rule, ...]
+    simple: tuple[Limit, ...] | None
+    # Some limit is counted only after the response (``deduct_when``).
+    deducts: bool = False
 
 
-def log_after_start(exc: BaseException, method: str, path: str) -> None:
-    """Log an error raised once the response had started: it cannot be answered any more,
-    so the adapter re-raises it and the server closes the connection."""
-    logger.error(
-        "restfault: %s after the response started on %s %s; closing the connection",
-        type(exc).__name__,
-        log_safe(method, 16),
-        log_safe(path),
-        exc_info=exc,
-    )
+NOTHING = Applicable((), ())
 
 
-def is_json_media_type(content_type: str | None) -> bool:
-    """``application/json``, ``application/problem+json`` and other ``+json`` types."""
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
+@dataclass(frozen=True, slots=True)
+class Denial:
+    """A 429 envelope rendered once: status, headers and body (``Retry-After`` and the
+    rate-limit headers are the request's own), with the ASGI form of its headers."""
 
-
-def endpoint_name(endpoint: Any) -> str:
-    module = getattr(endpoint, "__module__", None) or "?"
-    qualname = getattr(endpoint, "__qualname__", None) or repr(endpoint)
-    return f"{module}.{qualname}"
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    raw_headers: list[tuple[bytes, bytes]]
 
 
 class Core:
-    """One adapter's configuration and registries; the request-independent half of it."""
+    """One adapter's configuration, registries and per-request decisions."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, asynchronous: bool) -> None:
         self.settings = settings
+        self.asynchronous = asynchronous
         self.translations = Translations()
         self.renderer = Renderer(
             settings.style,
@@ -75,102 +78,42 @@ class Core:
             problem_type=settings.problem_type,
             translations=self.translations,
         )
-        self.default_limits: tuple[Limit, ...] = self._limits(
-            settings.default_limits,  # parsed once, by Settings
-            scope="default",
-            option="default_limits",
+        self.registry = Registry(settings.key_prefix, settings.strategy, asynchronous)
+        options = LimitOptions(enforce=settings.enforce)
+        rule = self.registry.rule
+        self.default_rules: tuple[Rule, ...] = ()
+        if settings.default_limits:
+            self.default_rules = (
+                rule(settings.default_limits, "default", options, "default_limits"),
+            )
+        self.path_rules = tuple(
+            (prefix, rule(spec, f"path:{prefix}", options, f"path_limits[{prefix!r}]"))
+            for prefix, spec in settings.path_limits
+            if spec
         )
-        self.route_limits: dict[Any, tuple[Limit, ...]] = {}
-        self.exempt_endpoints: set[Any] = set()
+        self.path_dependent = bool(self.path_rules or settings.exempt_paths)
         self.translate_hooks: list[Callable[[type[BaseException]], None]] = []
-        self._denials: dict[str | None, ErrorResponse] = {}
+        self._applicable: dict[tuple[EndpointRules, str], Applicable] = {}
+        self._denials: dict[str | None, Denial] = {}
+        self._shadow_logged = ExpiryCache(4096)
         if settings.debug:
             logger.warning(
                 "restfault: debug=True shows exception types, messages and tracebacks to "
                 "clients; never enable it in production"
             )
 
-    def _limits(
-        self,
-        value: Any,
-        *,
-        scope: str,
-        code: str | None = None,
-        key_func: Callable[[Any], Any] | None = None,
-        cost: int | Callable[[Any], Any] = 1,
-        option: str,
-    ) -> tuple[Limit, ...]:
-        return limits_for(
-            value,
-            scope=scope,
-            key_prefix=self.settings.key_prefix,
-            strategy=self.settings.strategy,
-            code=code,
-            key_func=key_func,
-            cost=cost,
-            option=option,
-        )
+    @property
+    def has_shadow(self) -> bool:
+        """Whether some limit runs in shadow mode (``enforce=False``): its would-be
+        denials are logged."""
+        return not self.settings.enforce or self.registry.shadow
 
-    # -- the decorators every adapter exposes ------------------------------------------
+    @property
+    def limited(self) -> bool:
+        """Whether any limit is declared at all (else nothing per request but envelopes)."""
+        return bool(self.default_rules or self.path_rules or self.registry)
 
-    def limit(
-        self,
-        value: str | list[str],
-        *,
-        code: str | None = None,
-        key_func: Callable[[Any], Any] | None = None,
-        cost: int | Callable[[Any], Any] = 1,
-    ) -> Callable[[F], F]:
-        """A decorator putting an extra limit (a budget of its own) on one endpoint."""
-
-        def decorator(endpoint: F) -> F:
-            name = endpoint_name(endpoint)
-            parsed = self._limits(
-                value,
-                scope=name,
-                code=code,
-                key_func=key_func,
-                cost=cost,
-                option=f"limit on {name}",
-            )
-            self.route_limits[endpoint] = self.route_limits.get(endpoint, ()) + parsed
-            return endpoint
-
-        if callable(value):
-            raise ConfigurationError("limit() needs a limit string: use @limit('10/minute')")
-        return decorator
-
-    def exempt(self, endpoint: F) -> F:
-        """A decorator exempting one endpoint from the default limits."""
-        self.exempt_endpoints.add(endpoint)
-        return endpoint
-
-    def translate(self, exc_type: type[E]) -> Callable[[Callable[[E], RestException]], Any]:
-        """A decorator registering ``fn(exc) -> RestException`` for ``exc_type`` and subclasses."""
-
-        def decorator(fn: Callable[[E], RestException]) -> Callable[[E], RestException]:
-            self.translations.add(exc_type, fn)
-            for hook in self.translate_hooks:
-                hook(exc_type)
-            return fn
-
-        return decorator
-
-    def denial(self, code: str | None) -> ErrorResponse | None:
-        """The 429 envelope for a limit's ``code``, rendered once (``Retry-After`` and the
-        rate-limit headers are the caller's); None for a callable style, which renders
-        every exception itself."""
-        try:
-            return self._denials[code]
-        except KeyError:
-            pass
-        if callable(self.settings.style):
-            return None
-        response = self.renderer.render_rest(TooManyRequestsException(code=code))
-        self._denials[code] = response
-        return response
-
-    # -- per request --------------------------------------------------------------------
+    # -- which limits apply -------------------------------------------------------------
 
     def is_exempt_path(self, path: str) -> bool:
         for exempt in self.settings.exempt_paths:
@@ -178,21 +121,136 @@ class Core:
                 return True
         return False
 
+    def applicable(
+        self, method: str, path: str, endpoint: EndpointRules = NO_ENDPOINT
+    ) -> Applicable:
+        """The limits of a ``method`` request to ``path``, routed to ``endpoint``: default
+        and path limits unless exempt, then the endpoint's shared and own limits."""
+        if self.path_dependent:
+            return self._applicable_to(method, path, endpoint)
+        key = (endpoint, method)
+        try:
+            return self._applicable[key]
+        except KeyError:
+            found = self._applicable_to(method, path, endpoint)
+            if method in HTTP_METHODS:  # never a cache entry per invented method
+                self._applicable[key] = found
+            return found
+
+    def _applicable_to(self, method: str, path: str, endpoint: EndpointRules) -> Applicable:
+        rules: list[Rule] = []
+        if not (endpoint.exempt or (self.settings.exempt_paths and self.is_exempt_path(path))):
+            rules += self.default_rules
+            rules += [rule for prefix, rule in self.path_rules if path.startswith(prefix)]
+        for rule in endpoint.rules:
+            methods = rule.options.methods
+            if methods is None or method in methods:
+                rules.append(rule)
+        if not rules:
+            return NOTHING
+        simple: tuple[Limit, ...] | None = None
+        if self.settings.key_func is None and all(r.static is not None for r in rules):
+            flat = tuple(limit for r in rules for limit in r.static or ())
+            if all(limit.simple for limit in flat):
+                simple = flat
+        deducts = any(r.options.deduct_when is not None for r in rules)
+        return Applicable(tuple(rules), simple, deducts)
+
+    # -- the plan: storage keys and costs -----------------------------------------------
+
+    def address_key(self, peer: str | None, forwarded_for: Callable[[], str | None]) -> str:
+        """The key of the client's address (trusted proxies, IPv6 subnets applied)."""
+        settings = self.settings
+        if settings.trusted_proxies:
+            address = client_address(peer, forwarded_for(), settings.trusted_proxies)
+        else:
+            address = peer or "unknown"
+        return address_key(address, settings.ipv6_subnet)
+
     @staticmethod
-    def plan(limits: tuple[Limit, ...], request: Any, client_key: str) -> Plan:
-        """(limit, storage key, cost) for each limit; sync key_func/cost only."""
-        result: Plan = []
-        for limit in limits:
-            if limit.simple:
-                result.append((limit, limit.storage_prefix + client_key, limit.cost))  # type: ignore[arg-type]
+    def simple_plan(limits: tuple[Limit, ...], client_key: str) -> list[PlanItem]:
+        """The plan of an ``Applicable.simple`` request: no callable to call."""
+        return [PlanItem(x, x.storage_prefix + client_key, x.fixed_cost) for x in limits]
+
+    def plan(
+        self, applicable: Applicable, address: Callable[[], str], request: Callable[[], Any]
+    ) -> PlanSteps:
+        """Each limit's storage key and cost for this request, calling the app's callables
+        (``key_func``, limit values, per-limit ``key_func`` and ``cost``) as needed."""
+        client_key: str | None = None
+        key_func = self.settings.key_func
+        if key_func is not None:
+            custom = yield key_func(request())
+            if custom is not None:
+                client_key = safe_key(custom)
+        if client_key is None:
+            client_key = address()
+        items: list[PlanItem] = []
+        for rule in applicable.rules:
+            limits = rule.static
+            if limits is None:
+                limits = rule.resolve((yield rule.dynamic(request())))  # type: ignore[misc]
+            for limit in limits:
+                options = limit.options
+                key = client_key
+                if options.key_func is not None:
+                    custom = yield options.key_func(request())
+                    if custom is not None:
+                        key = safe_key(custom)
+                cost = options.cost
+                if callable(cost):
+                    cost = checked_cost((yield cost(request())))
+                items.append(PlanItem(limit, limit.storage_prefix + key, cost))
+        return items
+
+    # -- what the response says ---------------------------------------------------------
+
+    def rate_headers(self, verdict: Verdict | None, now: float) -> list[tuple[str, str]]:
+        if verdict is None:
+            return []
+        settings = self.settings
+        return rate_header_values(
+            verdict, now, legacy=settings.headers_enabled, ietf=settings.ietf_headers
+        )
+
+    def retry_after(self, verdict: Verdict, now: float) -> int:
+        """Whole seconds until a denied request would really pass (rounded up, >= 1)."""
+        reported = verdict.reported
+        return max(1, math.ceil(reported.reset - now)) if reported is not None else 1
+
+    def denial(self, verdict: Verdict) -> Denial | None:
+        """The 429 envelope of a denied verdict, rendered once per limit code; None for a
+        callable style, which renders every exception itself."""
+        code = verdict.reported.code if verdict.reported is not None else None
+        try:
+            return self._denials[code]
+        except KeyError:
+            pass
+        if callable(self.settings.style):
+            return None
+        rendered = self.renderer.render_rest(TooManyRequestsException(code=code))
+        denial = Denial(
+            rendered.status, rendered.headers, rendered.body, encode_headers(rendered.headers)
+        )
+        self._denials[code] = denial
+        return denial
+
+    def observe(self, verdict: Verdict, now: float) -> None:
+        """Log each shadow-mode limit a request would have breached: once per key and limit
+        until its reset, so one client's flood writes one line."""
+        for decision in verdict.decisions:
+            if decision.enforced or decision.allowed:
                 continue
-            key = client_key
-            if limit.key_func is not None:
-                custom = limit.key_func(request)
-                key = client_key if custom is None else safe_key(custom)
-            cost = limit.cost(request) if callable(limit.cost) else limit.cost
-            result.append((limit, limit.storage_key(key), checked_cost(cost)))
-        return result
+            key = decision.key
+            if self._shadow_logged.get(key, now) is None:
+                self._shadow_logged.set(key, decision.reset, now)
+                logger.warning(
+                    "restfault: shadow mode: limit %s would have answered 429 to client %s "
+                    "(for %d s); enforce it with enforce=True",
+                    log_safe(decision.policy),
+                    hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:12],
+                    max(1, math.ceil(decision.reset - now)),
+                )
 
     def render(self, exc: BaseException, method: str, path: str) -> tuple[ErrorResponse, bool]:
         """The envelope for ``exc`` and whether it was unexpected (then it is logged here)."""
@@ -205,17 +263,7 @@ class Core:
                 log_safe(path),
                 exc_info=exc,
             )
-        elif rest is not exc and rest.status_code < 500:
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "restfault: %s on %s %s answered %d %s",
-                    type(exc).__name__,
-                    log_safe(method, 16),
-                    log_safe(path),
-                    rest.status_code,
-                    rest.code,
-                )
-        elif rest.status_code >= 500 and rest is not exc:
+        elif rest is not exc and rest.status_code >= 500:
             logger.error(
                 "restfault: %s on %s %s became %d %s",
                 type(exc).__name__,
@@ -225,7 +273,19 @@ class Core:
                 rest.code,
                 exc_info=exc,
             )
+        elif rest is not exc and logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "restfault: %s on %s %s answered %d %s",
+                type(exc).__name__,
+                log_safe(method, 16),
+                log_safe(path),
+                rest.status_code,
+                rest.code,
+            )
         return self.renderer.render_resolved(exc, rest, unexpected), unexpected
+
+    def rest_exception(self, exc: BaseException) -> RestException:
+        return self.renderer.resolve(exc)[0]
 
 
 def checked_cost(cost: Any) -> int:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 from typing import Any
 
 from ._settings import Network
 
-__all__ = ["client_address", "safe_key"]
+__all__ = ["address_key", "client_address", "safe_key"]
 
 _MAX_KEY_LENGTH = 256
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def client_address(
@@ -20,14 +22,15 @@ def client_address(
 
     The header is read right to left, skipping trusted hops; the first address that is not
     a trusted proxy is the client. From an untrusted peer the header is ignored, so a
-    client cannot pick its own key.
+    client cannot pick its own key. IPv4-mapped IPv6 addresses (``::ffff:10.0.0.5``, what
+    a dual-stack listener reports for IPv4 peers) count as their IPv4 address.
     """
     address = peer or "unknown"
     if not trusted or not forwarded_for or not _is_trusted(address, trusted):
         return address
     hops = [hop.strip() for hop in forwarded_for.split(",")]
     for hop in reversed(hops):
-        ip = _parse_ip(hop)
+        ip = parse_ip(hop)
         if ip is None:
             return address  # a malformed hop: stop at the last address we can vouch for
         text = str(ip)
@@ -37,19 +40,41 @@ def client_address(
     return address
 
 
-def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+@functools.lru_cache(maxsize=4096)
+def address_key(address: str, ipv6_subnet: int | None) -> str:
+    """The rate-limit key of a client address.
+
+    IPv4 (and IPv4-mapped IPv6, recognised by range) is keyed by the address; IPv6 by its
+    ``ipv6_subnet`` prefix, so one host cannot rotate through its allocation (a /56 is a
+    typical customer's); anything that is no IP address (a Unix socket, ``unknown``) as is.
+    """
+    ip = parse_ip(address)
+    if ip is None:
+        return address
+    if ip.version == 4 or ipv6_subnet is None:
+        return str(ip)
+    return str(ipaddress.IPv6Network((ip, ipv6_subnet), strict=False))
+
+
+def parse_ip(text: str) -> IP | None:
+    """An address out of ``text`` (``[v6]:port`` and ``v4:port`` too); None when there is none."""
     if text.startswith("["):  # [v6]:port
         text = text[1 : text.find("]")] if "]" in text else text
     elif text.count(":") == 1:  # v4:port
         text = text.split(":", 1)[0]
     try:
-        return ipaddress.ip_address(text)
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if ip.version == 6:
+        mapped = ip.ipv4_mapped  # ::ffff:0:0/96, by range whatever the notation
+        if mapped is not None:
+            return mapped
+    return ip
 
 
 def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
-    ip = _parse_ip(address)
+    ip = parse_ip(address)
     return ip is not None and any(ip in network for network in trusted)
 
 

@@ -1,98 +1,117 @@
-"""Rate-limit decisions, keys and header values: pure code shared by every adapter.
+"""What a limit is, what its outcome says, and the header values that carry it: pure code.
 
-The storage calls themselves (sync for WSGI, ``limits.aio`` for ASGI) live in
-``_storage``; everything they feed into — which limits apply, how a client is keyed,
-what the headers say, what a 429 carries — is decided here, once.
+A ``Limit`` is one parsed window (``100/minute``) bound to a budget scope (``default``,
+``path:/api/``, ``shared:db`` or one endpoint) with its keywords. A ``Verdict`` is the
+outcome of every limit evaluated for one request. ``rate_header_values`` is the one place
+that turns a verdict into header values; the ASGI bytes form is derived from it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from limits import RateLimitItem
 
-from ._errors import ConfigurationError, TooManyRequestsException
-from ._keys import client_address, safe_key
-from ._settings import parse_limits
+from ._errors import TooManyRequestsException
 
 __all__ = [
     "Limit",
+    "LimitOptions",
+    "PlanItem",
     "RateLimitDecision",
-    "client_address",
-    "limits_for",
-    "pick",
-    "safe_key",
+    "Verdict",
+    "encode_rate_headers",
+    "rate_header_values",
+    "sf_string",
 ]
 
 
 @dataclass(frozen=True, slots=True)
-class Limit:
-    """One parsed limit bound to a scope (``default`` or one endpoint), ready to key."""
+class LimitOptions:
+    """The keywords of one declared limit (``.limit()``, ``.shared_limit()``, an option)."""
 
-    item: RateLimitItem
-    scope: str
     code: str | None = None
     key_func: Callable[[Any], Any] | None = None
     cost: int | Callable[[Any], Any] = 1
-    storage_prefix: str = ""
-    window: int = 0
-    # Decided once: no key_func and a fixed cost, so the plan needs no request object.
-    simple: bool = True
+    methods: frozenset[str] | None = None
+    deduct_when: Callable[[int], Any] | None = None
+    block_for: int | None = None
+    enforce: bool = True
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Limit:
+    """One parsed window bound to a budget scope, ready to key."""
+
+    item: RateLimitItem
+    scope: str
+    options: LimitOptions
+    storage_prefix: str
+    # The policy name (RateLimit-Policy, logs): stable, and distinct among its siblings.
+    name: str
+    # Decided once, read on every request.
+    amount: int = field(init=False)
+    window: int = field(init=False)
+    # No key_func and a fixed cost: its plan needs no request object.
+    simple: bool = field(init=False)
+    fixed_cost: int = field(init=False)  # the cost when it is not a callable (else 0)
+
+    def __post_init__(self) -> None:
+        options = self.options
+        set_ = object.__setattr__
+        set_(self, "amount", self.item.amount)
+        set_(self, "window", self.item.get_expiry())
+        cost = options.cost
+        set_(self, "fixed_cost", 0 if callable(cost) else cost)
+        set_(self, "simple", options.key_func is None and not callable(cost))
+
+    @classmethod
+    def build_all(
+        cls,
+        items: tuple[RateLimitItem, ...],
+        scope: str,
+        options: LimitOptions,
+        key_prefix: str,
+        strategy: str,
+    ) -> tuple[Limit, ...]:
+        """The limits of ``items`` in ``scope``. Storage keys carry prefix, strategy and
+        scope, so a strategy switch never meets a key another strategy wrote. A scope of
+        one window is named as the scope (``default``); several are told apart by window."""
+        built = []
+        for index, item in enumerate(items):
+            granularity = item.GRANULARITY.name
+            prefix = f"{key_prefix}/{strategy}/{scope}/{item.amount}/{item.multiples}{granularity}/"
+            name = scope
+            if len(items) > 1:
+                window = item.get_expiry()
+                twins = [i for i, other in enumerate(items) if other.get_expiry() == window]
+                name = f"{scope};w={window}" + (
+                    f"#{twins.index(index) + 1}" if len(twins) > 1 else ""
+                )
+            built.append(cls(item, scope, options, prefix, name))
+        return tuple(built)
+
+    @property
+    def code(self) -> str | None:
+        return self.options.code
+
+    @property
+    def enforce(self) -> bool:
+        return self.options.enforce
 
     def storage_key(self, client_key: str) -> str:
         return self.storage_prefix + client_key
 
 
-def limits_for(
-    value: str | Iterable[str] | tuple[RateLimitItem, ...] | None,
-    *,
-    scope: str,
-    key_prefix: str,
-    strategy: str,
-    code: str | None = None,
-    key_func: Callable[[Any], Any] | None = None,
-    cost: int | Callable[[Any], Any] = 1,
-    option: str = "limit",
-) -> tuple[Limit, ...]:
-    """Parse ``value`` (or take the items Settings parsed already) into Limits whose
-    storage keys carry prefix, strategy and scope.
+class PlanItem(NamedTuple):
+    """One limit of a request's plan: the limit, its storage key and this request's cost."""
 
-    The strategy is part of the key so that switching strategies never meets a key
-    written by another one (a counter where a list is expected, say).
-    """
-    if code is not None and not (isinstance(code, str) and code):
-        raise ConfigurationError(f"{option}: code={code!r} must be a non-empty string")
-    if key_func is not None and not callable(key_func):
-        raise ConfigurationError(f"{option}: key_func={key_func!r} must be callable")
-    if not callable(cost) and (isinstance(cost, bool) or not isinstance(cost, int) or cost < 1):
-        raise ConfigurationError(
-            f"{option}: cost={cost!r} must be a positive int or a callable of the request"
-        )
-    items: tuple[RateLimitItem, ...]
-    if isinstance(value, tuple) and all(isinstance(v, RateLimitItem) for v in value):
-        items = value  # Settings parsed them already
-    else:
-        items = parse_limits(value, option)  # type: ignore[arg-type]
-    result = []
-    for item in items:
-        granularity = item.GRANULARITY.name
-        prefix = f"{key_prefix}/{strategy}/{scope}/{item.amount}/{item.multiples}{granularity}/"
-        result.append(
-            Limit(
-                item=item,
-                scope=scope,
-                code=code,
-                key_func=key_func,
-                cost=cost,
-                storage_prefix=prefix,
-                window=item.get_expiry(),
-                simple=key_func is None and not callable(cost),
-            )
-        )
-    return tuple(result)
+    limit: Limit
+    key: str
+    cost: int
 
 
 @dataclass(slots=True)
@@ -106,6 +125,13 @@ class RateLimitDecision:
     window: int
     scope: str = "default"
     code: str | None = None
+    # The policy name (``RateLimit-Policy``, logs, metrics): stable and distinct per limit.
+    policy: str = ""
+    # The window's capacity in this request's units: remaining below it denies next time.
+    cost: int = 1
+    enforced: bool = True
+    # The storage key it was counted under (per limit and client): logs, denial cache.
+    key: str = ""
 
     def retry_after(self, now: float) -> int:
         """Whole seconds until the request would pass: rounded up, at least 1."""
@@ -114,180 +140,105 @@ class RateLimitDecision:
     def headers(
         self, now: float, *, legacy: bool = True, ietf: bool = False
     ) -> list[tuple[str, str]]:
-        """``X-RateLimit-*`` (and the IETF draft fields when asked).
-
-        ``Retry-After`` is not here: a denial raises ``exception()``, which carries it.
-        """
-        result: list[tuple[str, str]] = []
-        if legacy:
-            result += [
-                ("X-RateLimit-Limit", str(self.limit)),
-                ("X-RateLimit-Remaining", str(max(0, self.remaining))),
-                ("X-RateLimit-Reset", str(math.ceil(self.reset))),
-            ]
-        if ietf:
-            # draft-ietf-httpapi-ratelimit-headers: a policy list and the current state.
-            name = _sf_string(self.scope)
-            reset_in = max(0, math.ceil(self.reset - now))
-            result += [
-                ("RateLimit-Policy", f"{name};q={self.limit};w={self.window}"),
-                ("RateLimit", f"{name};r={max(0, self.remaining)};t={reset_in}"),
-            ]
-        return result
+        """This decision alone as header values (see ``rate_header_values``)."""
+        return rate_header_values(Verdict([self], self), now, legacy=legacy, ietf=ietf)
 
     def exception(self, now: float) -> TooManyRequestsException:
         """The 429 this decision answers with, its own code kept."""
         return TooManyRequestsException(code=self.code, retry_after=self.retry_after(now))
 
-
-def _sf_string(value: str) -> str:
-    cleaned = "".join(ch for ch in value if 0x20 <= ord(ch) < 0x7F and ch not in '"\\')
-    return f'"{cleaned}"'
-
-
-def pick(
-    current: RateLimitDecision | None, new: RateLimitDecision | None
-) -> RateLimitDecision | None:
-    """The decision the headers describe: a denial wins, else the least remaining."""
-    if current is None:
-        return new
-    if new is None:
-        return current
-    if not new.allowed and current.allowed:
-        return new
-    if not current.allowed:
-        return current
-    return new if new.remaining < current.remaining else current
+    @property
+    def exhausted(self) -> bool:
+        """The same request again would be refused by this limit until ``reset``."""
+        return not self.allowed or self.remaining < self.cost
 
 
-def sliding_window_stats(
-    amount: int,
-    expiry: int,
-    previous_count: int,
-    previous_expires_in: float,
-    current_count: int,
-    current_expires_in: float,
-    now: float,
-) -> tuple[int, float]:
-    """(remaining, reset) of a sliding-window counter, as ``limits`` weighs it."""
-    weighted = previous_count * previous_expires_in / expiry + current_count
-    remaining = max(0, amount - math.floor(weighted))
-    if not (previous_count or current_count):
-        return remaining, now + expiry
-    previous_reset_in = (
-        previous_expires_in % (expiry / previous_count) if previous_count else math.inf
+@dataclass(slots=True)
+class Verdict:
+    """Every limit evaluated for one request and what the response reports.
+
+    ``reported`` is the limit the ``X-RateLimit-*`` headers describe: on a denial the
+    limit that holds the request longest (so ``Reset`` and ``Retry-After`` say when it
+    would really pass), otherwise the one with the least remaining.
+    """
+
+    decisions: list[RateLimitDecision]
+    reported: RateLimitDecision | None
+    denied: bool = False
+
+    @classmethod
+    def of(cls, decisions: list[RateLimitDecision]) -> Verdict:
+        breached = [d for d in decisions if d.enforced and not d.allowed]
+        if breached:
+            holding = [d for d in decisions if d.enforced and d.exhausted]
+            return cls(decisions, max(holding, key=_reset), denied=True)
+        reported = None
+        for decision in decisions:
+            if reported is None or (decision.remaining, -decision.reset) < (
+                reported.remaining,
+                -reported.reset,
+            ):
+                reported = decision
+        return cls(decisions, reported)
+
+    @property
+    def breached(self) -> list[RateLimitDecision]:
+        """The enforced limits that refused this request."""
+        return [d for d in self.decisions if d.enforced and not d.allowed]
+
+
+def _reset(decision: RateLimitDecision) -> float:
+    return decision.reset
+
+
+def sf_string(value: str) -> str:
+    """``value`` as a Structured Field String (RFC 9651): printable ASCII, quoted."""
+    cleaned = "".join(ch for ch in value if 0x20 <= ord(ch) < 0x7F)
+    return '"' + cleaned.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def rate_header_values(
+    verdict: Verdict, now: float, *, legacy: bool = True, ietf: bool = False
+) -> list[tuple[str, str]]:
+    """The rate-limit header fields of a verdict: the one place their values are decided.
+
+    ``X-RateLimit-*`` describe the reported limit; with ``ietf``, ``RateLimit-Policy``
+    lists every limit evaluated and ``RateLimit`` gives each one's remaining and reset
+    (draft-ietf-httpapi-ratelimit-headers). ``Retry-After`` belongs to the 429 alone.
+    """
+    reported = verdict.reported
+    result: list[tuple[str, str]] = []
+    if legacy and reported is not None:
+        result += [
+            ("X-RateLimit-Limit", str(reported.limit)),
+            ("X-RateLimit-Remaining", str(max(0, reported.remaining))),
+            ("X-RateLimit-Reset", str(math.ceil(reported.reset))),
+        ]
+    if ietf and verdict.decisions:
+        policies, states = [], []
+        for decision in verdict.decisions:
+            name = sf_string(decision.policy or decision.scope)
+            policies.append(f"{name};q={decision.limit};w={decision.window}")
+            reset_in = max(0, math.ceil(decision.reset - now))
+            states.append(f"{name};r={max(0, decision.remaining)};t={reset_in}")
+        result += [("RateLimit-Policy", ", ".join(policies)), ("RateLimit", ", ".join(states))]
+    return result
+
+
+_RAW_NAMES = {
+    name: name.lower().encode("ascii")
+    for name in (
+        "X-RateLimit-Limit",
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Reset",
+        "RateLimit-Policy",
+        "RateLimit",
+        "Retry-After",
     )
-    # Redis keeps a new current window for twice its length, and a TTL read in the same
-    # millisecond is exactly 2 * expiry: its window ends in a full expiry, not now.
-    current_reset_in = (current_expires_in % expiry or expiry) if current_count else math.inf
-    return remaining, now + min(previous_reset_in, current_reset_in)
+}
 
 
-class ExpiryCache:
-    """Window ends this process has already learned, to skip the storage's TTL round trip.
-
-    A fixed window's key lives until the end its first hit set; until then every hit is in
-    the same window, so a known end stays right. A past end is never trusted.
-    """
-
-    __slots__ = ("_ends", "_limit")
-
-    def __init__(self, limit: int = 65536) -> None:
-        self._ends: dict[str, float] = {}
-        self._limit = limit
-
-    def get(self, key: str, now: float) -> float | None:
-        end = self._ends.get(key)
-        return end if end is not None and end > now else None
-
-    def set(self, key: str, end: float, now: float) -> None:
-        ends = self._ends
-        if len(ends) >= self._limit and key not in ends:
-            for stale in [k for k, v in ends.items() if v <= now]:
-                del ends[stale]
-            if len(ends) >= self._limit:
-                ends.clear()
-        ends[key] = end
-
-
-# A storage operation: the method name of a ``limits`` storage and its arguments. The
-# evaluation below is written once as a generator that yields these and is sent their
-# results; ``_storage`` drives it with sync calls for WSGI and awaited ``limits.aio``
-# calls for ASGI, so only the I/O exists twice.
-StorageOp = tuple[Any, ...]
-Plan = list[tuple[Limit, str, int]]
-Steps = Generator[StorageOp, Any, "RateLimitDecision | None"]
-
-
-def evaluate(plan: Plan, strategy: str, now: float, cache: ExpiryCache | None) -> Steps:
-    """Hit every limit of ``plan`` in order; stop at the first that denies.
-
-    Round trips per limit: fixed window 1 (2 the first time this process meets a window
-    another process opened), moving window 2, sliding-window counter 2.
-    """
-    best: RateLimitDecision | None = None
-    for limit, key, cost in plan:
-        item = limit.item
-        amount, window = item.amount, limit.window
-        if strategy == "fixed-window":
-            count: int = yield ("incr", key, window, cost)
-            allowed = count <= amount
-            remaining = amount - count
-            if count == cost:  # this hit opened the window, so its end is now + window
-                reset = now + window
-                if cache is not None:
-                    cache.set(key, reset, now)
-            else:
-                known = cache.get(key, now) if cache is not None else None
-                if known is None:
-                    reset = yield ("get_expiry", key)
-                    if cache is not None:
-                        cache.set(key, reset, now)
-                else:
-                    reset = known
-        elif strategy == "moving-window":
-            allowed = yield ("acquire_entry", key, amount, window, cost)
-            start, used = yield ("get_moving_window", key, amount, window)
-            remaining, reset = amount - used, start + window
-        else:
-            allowed = yield ("acquire_sliding_window_entry", key, amount, window, cost)
-            previous, previous_ttl, current, current_ttl = yield ("get_sliding_window", key, window)
-            remaining, reset = sliding_window_stats(
-                amount, window, previous, previous_ttl, current, current_ttl, now
-            )
-        decision = RateLimitDecision(
-            allowed, amount, max(0, remaining), reset, window, limit.scope, limit.code
-        )
-        if not allowed:
-            return decision
-        best = pick(best, decision)
-    return best
-
-
-class LocalCounter(Protocol):
-    """An in-process storage that hands back a fixed window's count and end in one call."""
-
-    def hit_fixed(self, key: str, expiry: int, amount: int) -> tuple[int, float]: ...
-
-
-def evaluate_local_fixed(storage: LocalCounter, plan: Plan) -> RateLimitDecision | None:
-    """``evaluate`` for the fixed window on the in-process storage, without the generator
-    and the separate expiry lookup: the default configuration runs it on every request."""
-    best: RateLimitDecision | None = None
-    for limit, key, cost in plan:
-        amount = limit.item.amount
-        count, reset = storage.hit_fixed(key, limit.window, cost)
-        decision = RateLimitDecision(
-            count <= amount,
-            amount,
-            max(0, amount - count),
-            reset,
-            limit.window,
-            limit.scope,
-            limit.code,
-        )
-        if count > amount:
-            return decision
-        if best is None or decision.remaining < best.remaining:
-            best = decision
-    return best
+def encode_rate_headers(values: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """``rate_header_values`` as ASGI header pairs: ASCII names, and values of digits or
+    sanitised structured-field strings, so there is nothing to escape."""
+    return [(_RAW_NAMES[name], value.encode("ascii")) for name, value in values]

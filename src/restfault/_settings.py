@@ -1,23 +1,38 @@
-"""One frozen settings object, validated once when an adapter is created."""
+"""One frozen settings object, validated once when an adapter is created.
+
+Each option has one validator, named after it; the defaults are the fields' defaults.
+A bad value raises ``ConfigurationError`` naming the option, the value and the fix.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import ipaddress
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 import limits
 from limits import RateLimitItem
 
 from ._errors import ConfigurationError
+from ._options import OnStorageError, Strategy
 from ._render import STYLE_NAMES, Style
 
-__all__ = ["STORAGE_SCHEMES", "STRATEGIES", "Settings", "parse_limits", "redacted_uri"]
+__all__ = [
+    "STORAGE_SCHEMES",
+    "STRATEGIES",
+    "LimitSpec",
+    "Network",
+    "Settings",
+    "is_async_callable",
+    "parse_limits",
+    "redacted_uri",
+]
 
 STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
 ON_STORAGE_ERROR = ("memory", "allow", "deny")
@@ -33,11 +48,22 @@ STORAGE_SCHEMES: dict[str, tuple[str | None, str | None, str | None]] = {
 }
 # Strategies each storage family supports (limits raises deep inside otherwise).
 _MEMCACHED_STRATEGIES = ("fixed-window", "sliding-window-counter")
+# RFC 9110 token characters: what a header name may be made of.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Parsed limit items, or a callable of the request returning limit strings (or None).
+LimitSpec: TypeAlias = tuple[RateLimitItem, ...] | Callable[[Any], Any]
 
 
-def parse_limits(value: str | Iterable[str] | None, option: str) -> tuple[RateLimitItem, ...]:
+def is_async_callable(fn: Any) -> bool:
+    """An ``async def`` function (or partial of one), or an object with an async ``__call__``."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - the callable object's own __call__
+    )
+
+
+def parse_limits(value: Any, option: str) -> tuple[RateLimitItem, ...]:
     """``"10/second;1000/hour"`` or a list of such strings → parsed limits, or a clear error."""
     if value is None:
         return ()
@@ -62,6 +88,38 @@ def parse_limits(value: str | Iterable[str] | None, option: str) -> tuple[RateLi
     return tuple(parsed)
 
 
+def limit_spec(value: Any, option: str, asynchronous: bool) -> LimitSpec:
+    """A limit value as given: parsed now when it is a string, kept when it is a callable."""
+    if callable(value):
+        check_callable(value, option, asynchronous)
+        function: Callable[[Any], Any] = value
+        return function
+    return parse_limits(value, option)
+
+
+def check_callable(fn: Any, option: str, asynchronous: bool, what: str = "the request") -> None:
+    """``fn`` must be callable with one argument; ``async`` only where the adapter awaits."""
+    if not callable(fn) or not _takes_one_argument(fn):
+        raise ConfigurationError(f"{option}={fn!r} must be a callable taking {what}")
+    if not asynchronous and is_async_callable(fn):
+        raise ConfigurationError(
+            f"{option}={fn!r} is async, but a WSGI adapter cannot await it; "
+            "pass a plain (sync) function"
+        )
+
+
+def _takes_one_argument(fn: Any) -> bool:
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: trust it
+        return True
+    try:
+        signature.bind(None)
+    except TypeError:
+        return False
+    return True
+
+
 def _texts(option: str, value: Any, expected: str) -> list[Any]:
     """``value`` as a list: one string, or an iterable of them (never bytes or a number)."""
     if isinstance(value, str):
@@ -79,27 +137,6 @@ def _choice(option: str, value: Any, allowed: tuple[str, ...]) -> Any:
     return value
 
 
-def _networks(value: str | Iterable[str] | None) -> tuple[Network, ...]:
-    if value is None:
-        return ()
-    texts = _texts("trusted_proxies", value, "a CIDR such as '10.0.0.0/8', or a list of them")
-    networks = []
-    for text in texts:
-        try:
-            networks.append(ipaddress.ip_network(str(text).strip(), strict=False))
-        except ValueError:
-            raise ConfigurationError(
-                f"trusted_proxies: {text!r} is not an IP address or CIDR such as '10.0.0.0/8'"
-            ) from None
-    return tuple(networks)
-
-
-def _seconds(option: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < math.inf):
-        raise ConfigurationError(f"{option}={value!r} must be a positive number of seconds")
-    return float(value)
-
-
 # The user info of a URI (greedy: an unencoded "@" in a password still ends at the last
 # one), and password parameters in its query string.
 _USERINFO = re.compile(r"(?<=://)[^/?#]*@")
@@ -115,11 +152,222 @@ def redacted_uri(uri: str) -> str:
     return _PASSWORD_PARAMETER.sub(r"\1***", _USERINFO.sub("***@", uri))
 
 
-def _check_storage(uri: Any, strategy: str, asynchronous: bool) -> str:
-    if not isinstance(uri, str) or "://" not in uri:
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every adapter option, checked once; see ``Settings.from_options``."""
+
+    style: Style = "dreamfactory"
+    debug: bool = False
+    default_limits: LimitSpec = ()
+    path_limits: tuple[tuple[str, LimitSpec], ...] = ()
+    storage_uri: str = "memory://"
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    strategy: Strategy = "fixed-window"
+    key_func: Callable[[Any], Any] | None = None
+    headers_enabled: bool = True
+    ietf_headers: bool = False
+    trusted_proxies: tuple[Network, ...] = ()
+    ipv6_subnet: int | None = 56
+    on_storage_error: OnStorageError = "memory"
+    storage_timeout: float = 0.25
+    storage_retry_interval: float = 1.0
+    key_prefix: str = "restfault"
+    exempt_paths: tuple[str, ...] = ()
+    enforce: bool = True
+    problem_type: str = "about:blank"
+    convert_error_responses: bool = True
+    request_id_header: str | None = None
+    maintenance: Callable[[Any], Any] | None = None
+    metrics: bool = False
+
+    @property
+    def storage_scheme(self) -> str:
+        """The storage URI's scheme, lower case: ``memory``, ``redis+cluster``..."""
+        return self.storage_uri.split("://", 1)[0].lower()
+
+    @property
+    def in_process(self) -> bool:
+        """Limits are counted in this process (``memory://``), not in a shared storage."""
+        return self.storage_uri[:9].lower() == "memory://"
+
+    @classmethod
+    def from_options(cls, *, asynchronous: bool, **options: Any) -> Settings:
+        """Validate keyword options; a bad one raises ConfigurationError naming it.
+
+        ``asynchronous`` says whether the adapter can await (ASGI): a WSGI adapter
+        refuses ``async`` callables instead of never awaiting them.
+        """
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(known)}"
+            )
+        values = {
+            name: _VALIDATORS[name](name, value, asynchronous) for name, value in options.items()
+        }
+        settings = cls(**values)
+        _check_storage(settings, asynchronous)
+        return settings
+
+
+def _style(option: str, value: Any, asynchronous: bool) -> Any:
+    if not callable(value) and value not in STYLE_NAMES:
         raise ConfigurationError(
-            f"storage_uri={uri!r} is not a storage URI such as 'memory://' or 'redis://host:6379'"
+            f"style={value!r} is not allowed; use one of: {', '.join(map(repr, STYLE_NAMES))}, "
+            "or a callable (exc, debug) -> (dict, content_type)"
         )
+    return value
+
+
+def _flag(option: str, value: Any, asynchronous: bool) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{option}={value!r} must be True or False")
+    return value
+
+
+def _limits(option: str, value: Any, asynchronous: bool) -> LimitSpec:
+    return limit_spec(value, option, asynchronous)
+
+
+def _path_limits(option: str, value: Any, asynchronous: bool) -> tuple[tuple[str, LimitSpec], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"path_limits={value!r} must be a mapping such as {{'/api/v2/db/': '1000/hour'}}"
+        )
+    result = []
+    for prefix, spec in value.items():
+        if not isinstance(prefix, str) or not prefix.startswith("/"):
+            raise ConfigurationError(
+                f"path_limits: the key {prefix!r} must be a path prefix starting with '/'"
+            )
+        result.append((prefix, limit_spec(spec, f"path_limits[{prefix!r}]", asynchronous)))
+    return tuple(result)
+
+
+def _storage_uri(option: str, value: Any, asynchronous: bool) -> str:
+    if not isinstance(value, str) or "://" not in value:
+        raise ConfigurationError(
+            f"storage_uri={value!r} is not a storage URI such as 'memory://' or 'redis://host:6379'"
+        )
+    return value
+
+
+def _mapping(option: str, value: Any, asynchronous: bool) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{option}={value!r} must be a mapping")
+    return dict(value)
+
+
+def _strategy(option: str, value: Any, asynchronous: bool) -> Any:
+    return _choice(option, value, STRATEGIES)
+
+
+def _on_storage_error(option: str, value: Any, asynchronous: bool) -> Any:
+    return _choice(option, value, ON_STORAGE_ERROR)
+
+
+def _optional_callable(option: str, value: Any, asynchronous: bool) -> Any:
+    if value is not None:
+        check_callable(value, option, asynchronous)
+    return value
+
+
+def _networks(option: str, value: Any, asynchronous: bool) -> tuple[Network, ...]:
+    if value is None:
+        return ()
+    texts = _texts(option, value, "a CIDR such as '10.0.0.0/8', or a list of them")
+    networks = []
+    for text in texts:
+        try:
+            networks.append(ipaddress.ip_network(str(text).strip(), strict=False))
+        except ValueError:
+            raise ConfigurationError(
+                f"{option}: {text!r} is not an IP address or CIDR such as '10.0.0.0/8'"
+            ) from None
+    return tuple(networks)
+
+
+def _ipv6_subnet(option: str, value: Any, asynchronous: bool) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 32 <= value <= 64:
+        raise ConfigurationError(
+            f"ipv6_subnet={value!r} must be a prefix length from 32 to 64 (56 keys one "
+            "customer's allocation), or None to key whole IPv6 addresses"
+        )
+    return value
+
+
+def _seconds(option: str, value: Any, asynchronous: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (0 < value < math.inf):
+        raise ConfigurationError(f"{option}={value!r} must be a positive number of seconds")
+    return float(value)
+
+
+def _text(option: str, value: Any, asynchronous: bool) -> str:
+    if not isinstance(value, str) or (option == "key_prefix" and not value):
+        raise ConfigurationError(f"{option}={value!r} must be a non-empty string")
+    return value
+
+
+def _paths(option: str, value: Any, asynchronous: bool) -> tuple[str, ...]:
+    paths = _texts(option, value or (), "a path such as '/health', or a list")
+    if not all(isinstance(p, str) and p.startswith("/") for p in paths):
+        raise ConfigurationError(f"{option}={paths!r} must be paths starting with '/'")
+    return tuple(paths)
+
+
+def _header_name(option: str, value: Any, asynchronous: bool) -> str | None:
+    if value is not None and not (isinstance(value, str) and _TOKEN.fullmatch(value)):
+        raise ConfigurationError(
+            f"{option}={value!r} is not a header name; use a name such as 'X-Request-ID', "
+            "or None to turn request ids off"
+        )
+    return value
+
+
+def _metrics(option: str, value: Any, asynchronous: bool) -> bool:
+    if _flag(option, value, asynchronous) and importlib.util.find_spec("opentelemetry") is None:
+        raise ConfigurationError(
+            "metrics=True needs the OpenTelemetry API: pip install 'restfault[otel]'"
+        )
+    return bool(value)
+
+
+_VALIDATORS: dict[str, Callable[[str, Any, bool], Any]] = {
+    "style": _style,
+    "debug": _flag,
+    "default_limits": _limits,
+    "path_limits": _path_limits,
+    "storage_uri": _storage_uri,
+    "storage_options": _mapping,
+    "strategy": _strategy,
+    "key_func": _optional_callable,
+    "headers_enabled": _flag,
+    "ietf_headers": _flag,
+    "trusted_proxies": _networks,
+    "ipv6_subnet": _ipv6_subnet,
+    "on_storage_error": _on_storage_error,
+    "storage_timeout": _seconds,
+    "storage_retry_interval": _seconds,
+    "key_prefix": _text,
+    "exempt_paths": _paths,
+    "enforce": _flag,
+    "problem_type": _text,
+    "convert_error_responses": _flag,
+    "request_id_header": _header_name,
+    "maintenance": _optional_callable,
+    "metrics": _metrics,
+}
+
+
+def _check_storage(settings: Settings, asynchronous: bool) -> None:
+    uri = settings.storage_uri
     scheme = urlsplit(uri).scheme.lower()
     if scheme not in STORAGE_SCHEMES:
         raise ConfigurationError(
@@ -133,97 +381,8 @@ def _check_storage(uri: Any, strategy: str, asynchronous: bool) -> str:
             f"storage_uri={redacted_uri(uri)!r} needs the {driver!r} package: "
             f"pip install 'restfault[{extra}]'"
         )
-    if scheme == "memcached" and strategy not in _MEMCACHED_STRATEGIES:
+    if scheme == "memcached" and settings.strategy not in _MEMCACHED_STRATEGIES:
         raise ConfigurationError(
-            f"strategy={strategy!r} does not work on memcached://; use one of: "
+            f"strategy={settings.strategy!r} does not work on memcached://; use one of: "
             f"{', '.join(map(repr, _MEMCACHED_STRATEGIES))}"
-        )
-    return uri
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Every adapter option, checked once; see ``Settings.from_options``."""
-
-    style: Style = "dreamfactory"
-    debug: bool = False
-    default_limits: tuple[RateLimitItem, ...] = ()
-    storage_uri: str = "memory://"
-    storage_options: Mapping[str, Any] = field(default_factory=dict)
-    strategy: Literal["fixed-window", "moving-window", "sliding-window-counter"] = "fixed-window"
-    key_func: Callable[[Any], Any] | None = None
-    headers_enabled: bool = True
-    ietf_headers: bool = False
-    trusted_proxies: tuple[Network, ...] = ()
-    on_storage_error: Literal["memory", "allow", "deny"] = "memory"
-    storage_timeout: float = 0.25
-    storage_retry_interval: float = 1.0
-    key_prefix: str = "restfault"
-    exempt_paths: tuple[str, ...] = ()
-    problem_type: str = "about:blank"
-    convert_error_responses: bool = True
-
-    @classmethod
-    def from_options(cls, *, asynchronous: bool, **options: Any) -> Settings:
-        """Validate keyword options; a bad one raises ConfigurationError naming it."""
-        known = cls.__dataclass_fields__
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ConfigurationError(
-                f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(known)}"
-            )
-        style = options.get("style", "dreamfactory")
-        if not callable(style) and style not in STYLE_NAMES:
-            raise ConfigurationError(
-                f"style={style!r} is not allowed; use one of: "
-                f"{', '.join(map(repr, STYLE_NAMES))}, "
-                "or a callable (exc, debug) -> (dict, content_type)"
-            )
-        strategy = _choice("strategy", options.get("strategy", "fixed-window"), STRATEGIES)
-        key_func = options.get("key_func")
-        if key_func is not None and not callable(key_func):
-            raise ConfigurationError(f"key_func={key_func!r} must be a callable taking the request")
-        storage_options = options.get("storage_options") or {}
-        if not isinstance(storage_options, Mapping):
-            raise ConfigurationError(f"storage_options={storage_options!r} must be a mapping")
-        exempt_paths = _texts(
-            "exempt_paths", options.get("exempt_paths") or (), "a path such as '/health', or a list"
-        )
-        if not all(isinstance(p, str) and p.startswith("/") for p in exempt_paths):
-            raise ConfigurationError(
-                f"exempt_paths={exempt_paths!r} must be paths starting with '/'"
-            )
-        key_prefix = options.get("key_prefix", "restfault")
-        if not isinstance(key_prefix, str) or not key_prefix:
-            raise ConfigurationError(f"key_prefix={key_prefix!r} must be a non-empty string")
-        problem_type = options.get("problem_type", "about:blank")
-        if not isinstance(problem_type, str):
-            raise ConfigurationError(f"problem_type={problem_type!r} must be a URI string")
-        for flag in ("debug", "headers_enabled", "ietf_headers", "convert_error_responses"):
-            if flag in options and not isinstance(options[flag], bool):
-                raise ConfigurationError(f"{flag}={options[flag]!r} must be True or False")
-        return cls(
-            style=style,
-            debug=options.get("debug", False),
-            default_limits=parse_limits(options.get("default_limits"), "default_limits"),
-            storage_uri=_check_storage(
-                options.get("storage_uri", "memory://"), strategy, asynchronous
-            ),
-            storage_options=dict(storage_options),
-            strategy=strategy,
-            key_func=key_func,
-            headers_enabled=options.get("headers_enabled", True),
-            ietf_headers=options.get("ietf_headers", False),
-            trusted_proxies=_networks(options.get("trusted_proxies")),
-            on_storage_error=_choice(
-                "on_storage_error", options.get("on_storage_error", "memory"), ON_STORAGE_ERROR
-            ),
-            storage_timeout=_seconds("storage_timeout", options.get("storage_timeout", 0.25)),
-            storage_retry_interval=_seconds(
-                "storage_retry_interval", options.get("storage_retry_interval", 1.0)
-            ),
-            key_prefix=key_prefix,
-            exempt_paths=tuple(exempt_paths),
-            problem_type=problem_type,
-            convert_error_responses=options.get("convert_error_responses", True),
         )

@@ -1,7 +1,8 @@
 """The storage I/O of rate limiting: sync ``limits`` for WSGI, ``limits.aio`` for ASGI.
 
-Both limiters drive the one evaluation in ``_limiting.evaluate``; they differ only in how
-a storage call is made. Both bound every call in time and share one outage policy:
+Both limiters drive the one evaluation of ``_evaluate``; they differ only in how a
+storage call is made (the in-process ``memory://`` storage is called directly by both:
+it does no I/O). Both bound every call in time and share one outage policy:
 
 - ``memory`` (default): enforce the same limits in this process until the storage is back;
 - ``allow``: let requests through without limits;
@@ -14,32 +15,29 @@ is tried again at most every ``storage_retry_interval`` seconds meanwhile.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any, Generic, TypeVar
 
-from ._backends import build_storage
+from ._backends import build_async_storage, build_sync_storage
 from ._errors import ConfigurationError, ServiceUnavailableException
-from ._limiting import (
-    ExpiryCache,
-    Plan,
-    RateLimitDecision,
-    Steps,
-    evaluate,
-    evaluate_local_fixed,
-)
+from ._evaluate import Evaluation, ExpiryCache, deduct, evaluate, known_denial
+from ._limiting import PlanItem, Verdict
+from ._logging import logger
 from ._memory import InProcessStorage
+from ._ops import AsyncStorage, StorageOp, SyncStorage
 from ._settings import Settings, redacted_uri
 
-__all__ = ["AsyncLimiter", "SyncLimiter", "build_storage"]
+__all__ = ["AsyncLimiter", "SyncLimiter"]
 
-logger = logging.getLogger("restfault")
+R = TypeVar("R")
+S = TypeVar("S")
+Steps = Generator[StorageOp, Any, R]
 
 
-class _Outage:
+class Outage:
     """When the real storage is in use, and the log lines that mark an outage."""
 
     __slots__ = ("failing_since", "interval", "lock", "next_try", "uri")
@@ -85,150 +83,173 @@ class _Outage:
             )
 
 
-class _LimiterBase:
-    __slots__ = (
-        "_factory",
-        "_fallback",
-        "cache",
-        "local_fixed",
-        "outage",
-        "policy",
-        "storage",
-        "strategy",
-    )
+class _Limiter(Generic[S]):
+    """What both limiters share: the storage, the outage, the fallback, the caches."""
 
-    def __init__(self, settings: Settings, factory: Callable[[], Any]) -> None:
+    def __init__(self, settings: Settings, factory: Callable[[], S]) -> None:
         self._factory = factory
-        self.storage: Any = None
-        self.outage = _Outage(settings.storage_uri, settings.storage_retry_interval)
-        try:
-            self.storage = factory()
-        except ConfigurationError:
-            raise
-        except Exception as exc:
-            # Some clients (sync redis+cluster) connect while being built: an outage at
-            # start-up must not keep the app from starting.
-            self.outage.failed(time.time(), exc)
         self.strategy = settings.strategy
-        # The default configuration (memory://, fixed window) skips the generator driver.
-        self.local_fixed = self.strategy == "fixed-window" and isinstance(
-            self.storage, InProcessStorage
-        )
         self.policy = settings.on_storage_error
-        # In process, reading a window's end costs no round trip: nothing to cache (and
-        # nothing to keep per client once the windows are over).
-        in_process = settings.storage_uri.split("://", 1)[0].lower() == "memory"
-        self.cache: ExpiryCache | None = None if in_process else ExpiryCache()
-        self._fallback: Any = None
+        self.outage = Outage(settings.storage_uri, settings.storage_retry_interval)
+        self.local: InProcessStorage | None = None  # memory://: called directly
+        self.storage: S | None = None
+        if settings.in_process:
+            self.local = InProcessStorage()
+            self.evaluation = Evaluation(self.strategy, self.local.known_ends, ExpiryCache())
+        else:
+            self.evaluation = Evaluation(self.strategy, ExpiryCache(), ExpiryCache())
+            try:
+                self.storage = factory()
+            except ConfigurationError:
+                raise
+            except Exception as exc:
+                # Some clients (sync redis+cluster) connect while being built: an outage at
+                # start-up must not keep the app from starting.
+                self.outage.failed(time.time(), exc)
+        self._fallback: tuple[InProcessStorage, Evaluation] | None = None
 
-    def _steps(self, plan: Plan, now: float, primary: bool) -> Steps:
-        return evaluate(plan, self.strategy, now, self.cache if primary else None)
-
-    def _connected(self) -> Any:
+    def _connected(self) -> S:
         """The storage, built now if building it failed at start-up (a cluster that was
         down then); a failure here counts as part of the outage."""
         if self.storage is None:
             self.storage = self._factory()
         return self.storage
 
-    def _degraded(self, plan: Plan, now: float) -> RateLimitDecision | None:
+    def _degraded(self, steps: Callable[[Evaluation], Steps[R]], default: R) -> R:
         """The answer while the storage is out, as ``on_storage_error`` says."""
         if self.policy == "allow":
-            return None
+            return default
         if self.policy == "deny":
             raise ServiceUnavailableException(
                 "Rate-limit storage unavailable", retry_after=self.outage.interval
             )
         if self._fallback is None:
-            self._fallback = InProcessStorage()
-        if self.strategy == "fixed-window":
-            return evaluate_local_fixed(self._fallback, plan)
-        return _run(self._fallback, self._steps(plan, now, False))
+            storage = InProcessStorage()
+            self._fallback = storage, Evaluation(self.strategy, storage.known_ends, ExpiryCache())
+        storage, evaluation = self._fallback
+        return run(storage, steps(evaluation))
+
+    def _steps(self, plan: Sequence[PlanItem]) -> Callable[[Evaluation], Steps[Verdict]]:
+        now = time.time()
+        return lambda evaluation: evaluate(plan, evaluation, now)
+
+    def _deduct(self, items: Sequence[PlanItem]) -> Callable[[Evaluation], Steps[None]]:
+        now = time.time()
+        return lambda evaluation: deduct(items, evaluation, now)
 
 
-class SyncLimiter(_LimiterBase):
+class SyncLimiter(_Limiter[SyncStorage]):
     """Rate limits for WSGI code: blocking ``limits`` storage calls, bounded by timeouts."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(settings, lambda: build_storage(settings, asynchronous=False))
+        super().__init__(settings, lambda: build_sync_storage(settings))
 
-    def check(self, plan: Plan) -> RateLimitDecision | None:
-        """Hit every limit of ``plan``; the decision the response reports, or None."""
-        if self.local_fixed:
-            return evaluate_local_fixed(self.storage, plan)
+    def check(self, plan: Sequence[PlanItem]) -> Verdict | None:
+        """Evaluate every limit of ``plan``: the verdict, or None (no limit counted)."""
+        denials = self.evaluation.denials
+        if denials and (known := known_denial(plan, denials, time.time())):
+            return known
+        return self._call(self._steps(plan), None)
+
+    def deduct(self, items: Sequence[PlanItem]) -> None:
+        """Count ``deduct_when`` limits whose predicate held, after the response."""
+        self._call(self._deduct(items), None)
+
+    def _call(self, steps: Callable[[Evaluation], Steps[R]], default: R) -> R:
+        if self.local is not None:
+            return run(self.local, steps(self.evaluation))
         now = time.time()
         if self.outage.primary_usable(now):
             try:
-                decision = _run(self._connected(), self._steps(plan, now, True))
+                result = run(self._connected(), steps(self.evaluation))
             except Exception as exc:
                 self.outage.failed(now, exc)
             else:
                 self.outage.succeeded(now)
-                return decision
-        return self._degraded(plan, now)
+                return result
+        return self._degraded(steps, default)
 
 
-class AsyncLimiter(_LimiterBase):
-    """Rate limits for ASGI code: awaited ``limits.aio`` calls under ``storage_timeout``."""
+class AsyncLimiter(_Limiter[AsyncStorage]):
+    """Rate limits for ASGI code: awaited ``limits.aio`` calls under ``storage_timeout``.
 
-    __slots__ = ("timeout",)
+    A ``limits.aio`` client belongs to the event loop it first ran on: when requests come
+    from another loop (a test client per test, a server restarted in one process), a
+    client of that loop is built instead of failing every call as an outage.
+    """
 
     def __init__(self, settings: Settings) -> None:
-        # memory:// is the sync InProcessStorage, called directly: its calls are dict work
-        # that never blocks, while limits.aio's twin schedules a task that sweeps every key
-        # on each event-loop turn (a task per request; milliseconds once keys number 10^4).
-        in_process = settings.storage_uri.split("://", 1)[0].lower() == "memory"
-        super().__init__(settings, lambda: build_storage(settings, asynchronous=True))
-        # The in-process storage cannot hang; skip the timer it would cost per request.
-        self.timeout = None if in_process else settings.storage_timeout
+        super().__init__(settings, lambda: build_async_storage(settings))
+        self.timeout = settings.storage_timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def check(self, plan: Plan) -> RateLimitDecision | None:
-        """Hit every limit of ``plan``; the decision the response reports, or None."""
-        if self.local_fixed:  # dict work under a lock held for microseconds: no I/O
-            return evaluate_local_fixed(self.storage, plan)
+    async def check(self, plan: Sequence[PlanItem]) -> Verdict | None:
+        """Evaluate every limit of ``plan``: the verdict, or None (no limit counted)."""
+        denials = self.evaluation.denials
+        if denials and (known := known_denial(plan, denials, time.time())):
+            return known
+        if self.local is not None:  # dict work under a lock held for microseconds: no I/O
+            return run(self.local, evaluate(plan, self.evaluation, time.time()))
+        return await self._call(self._steps(plan), None)
+
+    async def deduct(self, items: Sequence[PlanItem]) -> None:
+        """Count ``deduct_when`` limits whose predicate held, after the response."""
+        if self.local is not None:
+            run(self.local, deduct(items, self.evaluation, time.time()))
+            return
+        await self._call(self._deduct(items), None)
+
+    async def _call(self, steps: Callable[[Evaluation], Steps[R]], default: R) -> R:
         now = time.time()
         if self.outage.primary_usable(now):
             try:
-                steps = self._steps(plan, now, True)
-                if self.timeout is None:
-                    decision = _run(self._connected(), steps)
-                else:
-                    decision = await _within(self.timeout, _arun(self._connected(), steps))
+                storage = self._for_this_loop()
+                result = await within(self.timeout, arun(storage, steps(self.evaluation)))
             except Exception as exc:
                 self.outage.failed(now, exc)
             else:
                 self.outage.succeeded(now)
-                return decision
-        return self._degraded(plan, now)
+                return result
+        return self._degraded(steps, default)
+
+    def _for_this_loop(self) -> AsyncStorage:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            if self._loop is not None:
+                self.storage = None  # bound to a loop that is gone: never awaited again
+            self._loop = loop
+        return self._connected()
 
 
-def _run(storage: Any, steps: Steps) -> RateLimitDecision | None:
+def run(storage: SyncStorage, steps: Steps[R]) -> R:
+    """Drive an evaluation with blocking storage calls."""
     try:
         op = next(steps)
         while True:
-            op = steps.send(getattr(storage, op[0])(*op[1:]))
+            op = steps.send(op.run(storage))
     except StopIteration as done:
-        result: RateLimitDecision | None = done.value
+        result: R = done.value
         return result
 
 
-async def _arun(storage: Any, steps: Steps) -> RateLimitDecision | None:
+async def arun(storage: AsyncStorage, steps: Steps[R]) -> R:
+    """Drive an evaluation with awaited ``limits.aio`` calls."""
     try:
         op = next(steps)
         while True:
-            op = steps.send(await getattr(storage, op[0])(*op[1:]))
+            op = steps.send(await op.arun(storage))
     except StopIteration as done:
-        result: RateLimitDecision | None = done.value
+        result: R = done.value
         return result
 
 
 if sys.version_info >= (3, 11):
 
-    async def _within(seconds: float, call: Any) -> Any:
+    async def within(seconds: float, call: Awaitable[R]) -> R:
         async with asyncio.timeout(seconds):
             return await call
 
 else:  # pragma: no cover - Python 3.10
 
-    async def _within(seconds: float, call: Any) -> Any:
+    async def within(seconds: float, call: Awaitable[R]) -> R:
         return await asyncio.wait_for(call, seconds)

@@ -1,56 +1,61 @@
 """Flask: an extension answering every error with the envelope and enforcing rate limits.
 
+>>> from flask import Flask
+>>> from restfault.flask import RestFault
 >>> restfault = RestFault(style="bkend", default_limits="120/minute")
+>>> app = Flask(__name__)
 >>> restfault.init_app(app)
 >>> @app.post("/email")
 ... @restfault.limit("3/minute", code="EMAIL_RATE_LIMIT")
-... def email(): ...
+... def email():
+...     return {"queued": True}, 202
 
 One error handler for ``Exception`` catches routing 404/405, werkzeug's HTTP errors (415,
 400 from ``get_json()``...), RestExceptions, translated and unexpected exceptions, so the
 answer is the same whether ``TESTING``, ``DEBUG`` or ``PROPAGATE_EXCEPTIONS`` is on or off.
-Limits are hit in ``before_request`` (sync ``limits`` storage); headers are added in
-``after_request``, which Flask runs for error responses too.
+Limits are decided in ``before_request``, once Flask's router has matched the view;
+headers are added in ``after_request``, which Flask runs for error responses too. The
+machinery is the private WSGI driver, ``restfault._wsgi``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, request
-from werkzeug.exceptions import BadRequestKeyError, HTTPException
+from werkzeug.exceptions import BadRequestKeyError, HTTPException, InternalServerError
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from ._core import Core, is_json_media_type
+from ._adapter import RoutedAdapter
+from ._core import Core
+from ._http import clean_headers, is_json_media_type
+from ._logging import logger
+from ._options import Options, Unpack
+from ._policies import NO_ENDPOINT, EndpointRules, endpoint_name, reachable
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import active_translations, http_exception
-from .wsgi import Body, Exchange, _clean, environ_client_key, rate_headers
+from ._wsgi import EXCHANGE_KEY, Body, Exchange, admit, answer, denial_response
 
 __all__ = ["RestFault"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 V = TypeVar("V")
 
 EXTENSION_KEY = "restfault"
-DECISION_KEY = "restfault.decision"  # in the WSGI environ: read after Flask has returned
 
 
-class RestFault:
+class RestFault(RoutedAdapter):
     """Envelopes, rate limits and batch translations for a Flask app, in Flask's conventions."""
 
-    def __init__(self, app: Flask | None = None, **options: Any) -> None:
-        self.core = Core(Settings.from_options(asynchronous=False, **options))
+    def __init__(self, app: Flask | None = None, **options: Unpack[Options]) -> None:
+        self.core = Core(Settings.from_options(asynchronous=False, **options), asynchronous=False)
         self.limiter = SyncLimiter(self.core.settings)
         self._exempt_blueprints: set[str] = set()
+        self._exempted: dict[EndpointRules, EndpointRules] = {}
+        self._checked: set[Flask] = set()
         if app is not None:
             self.init_app(app)
-
-    @property
-    def settings(self) -> Settings:
-        return self.core.settings
 
     def init_app(self, app: Flask) -> None:
         """Register the error handler and request hooks on ``app``."""
@@ -58,94 +63,88 @@ class RestFault:
         app.register_error_handler(Exception, self._handle)
         app.before_request(self._before_request)
         app.after_request(self._after_request)
-        # Around Flask's wsgi_app (a call, where a teardown hook costs several): the
-        # translations run_batch applies by itself, and a streamed body failing before its
-        # first chunk, which Flask no longer sees, answered with the envelope.
-        wsgi_app, core = app.wsgi_app, self.core
+        # Around Flask's wsgi_app (one call, where a teardown hook costs several): the
+        # translations run_batch applies by itself; a streamed body failing before its
+        # first chunk, which Flask no longer sees, answered with the envelope; an error
+        # escaping Flask itself (PROPAGATE_EXCEPTIONS) too; deduct_when after the response.
+        wsgi_app, core, limiter = app.wsgi_app, self.core, self.limiter
 
         def restfault_wsgi_app(environ: Any, start_response: Any) -> Any:
             exchange = Exchange(environ, start_response)
+            environ[EXCHANGE_KEY] = exchange
 
             def passed_on(status: str, headers: Any, exc_info: Any = None) -> Any:
                 exchange.started = True
+                exchange.status = int(status.split(" ", 1)[0])
                 return start_response(status, headers, exc_info)
 
             token = active_translations.set(core.translations)
             try:
                 body = wsgi_app(environ, passed_on)
+            except Exception as exc:
+                body = answer(core, exchange, exc)
             finally:
                 active_translations.reset(token)
-            exchange.decision = environ.get(DECISION_KEY)  # for an envelope sent mid-body
             file_wrapper = environ.get("wsgi.file_wrapper")
             if isinstance(file_wrapper, type) and isinstance(body, file_wrapper):
                 return body  # left as it is, so the server can still sendfile() it
-            return Body(core, body, exchange)
+            return Body(core, limiter, body, exchange)
 
         app.wsgi_app = restfault_wsgi_app  # type: ignore[method-assign]
 
-    # -- decorators ----------------------------------------------------------------------
-
-    def limit(
-        self,
-        value: str | list[str],
-        *,
-        code: str | None = None,
-        key_func: Callable[[Any], Any] | None = None,
-        cost: int | Callable[[Any], Any] = 1,
-    ) -> Callable[[F], F]:
-        """Put an extra limit on one view (a budget of its own, on top of the defaults).
-
-        ``key_func`` and a callable ``cost`` receive ``flask.request``.
-        """
-        return self.core.limit(value, code=code, key_func=key_func, cost=cost)
-
     def exempt(self, view: V) -> V:
-        """Exempt one view — or every view of a Blueprint — from the default limits."""
+        """Exempt one view — or every view of a Blueprint — from the default and path limits."""
         if isinstance(view, Blueprint):
             self._exempt_blueprints.add(view.name)
             return view
-        self.core.exempt_endpoints.add(view)
-        return view
-
-    def translate(self, exc_type: type[BaseException]) -> Any:
-        """Register ``fn(exc) -> RestException`` for ``exc_type`` (matched along its MRO)."""
-        return self.core.translate(exc_type)
+        return super().exempt(view)  # type: ignore[type-var]
 
     # -- hooks ---------------------------------------------------------------------------
 
     def _before_request(self) -> WerkzeugResponse | None:
         core = self.core
-        view = None
-        if core.route_limits or core.exempt_endpoints:  # else no view can change the answer
-            endpoint = request.endpoint
-            view = current_app.view_functions.get(endpoint) if endpoint else None
-        limits = core.route_limits.get(view, ()) if view is not None else ()
-        if core.default_limits and not self._is_exempt(view):
-            limits = core.default_limits + limits
-        if not limits:
+        if not core.limited:
             return None
-        key = environ_client_key(core, request, request.environ)
-        decision = self.limiter.check(core.plan(limits, request, key))
-        request.environ[DECISION_KEY] = decision
-        if decision is None or decision.allowed:
+        exchange: Exchange | None = request.environ.get(EXCHANGE_KEY)
+        if exchange is None:  # the app's wsgi_app was replaced after init_app
+            exchange = request.environ[EXCHANGE_KEY] = Exchange(request.environ, _no_start)
+        verdict = admit(core, self.limiter, exchange, self._endpoint_rules(), lambda: request)
+        if verdict is None or not verdict.denied:
             return None
         # The 429 rendered once per code; answered here rather than raised and caught.
-        now = time.time()
-        rendered = core.denial(decision.code)
-        if rendered is None:  # a callable style renders each exception itself
-            raise decision.exception(now)
-        headers = [*rendered.headers, ("Retry-After", str(decision.retry_after(now)))]
-        return current_app.response_class(rendered.body, status=429, headers=headers)
+        status, headers, body = denial_response(core, verdict, request.method)
+        return current_app.response_class(body, status=status, headers=headers)
 
-    def _is_exempt(self, view: Any) -> bool:
-        core = self.core
-        if view in core.exempt_endpoints or (
-            core.settings.exempt_paths and core.is_exempt_path(request.path)
-        ):
-            return True
-        return bool(self._exempt_blueprints) and any(
-            name in self._exempt_blueprints for name in request.blueprints
-        )
+    def _endpoint_rules(self) -> EndpointRules:
+        """What the view Flask's router matched brings (and a Blueprint's exemption)."""
+        registry = self.core.registry
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        if app not in self._checked:
+            self._checked.add(app)
+            self._warn_unrouted(app)
+        if not (registry or self._exempt_blueprints):
+            return NO_ENDPOINT
+        endpoint = request.endpoint
+        view = app.view_functions.get(endpoint) if endpoint else None
+        rules = registry.for_endpoint(view, request.method) if view is not None else NO_ENDPOINT
+        blueprints = self._exempt_blueprints
+        if blueprints and not rules.exempt and any(b in blueprints for b in request.blueprints):
+            exempted = self._exempted.get(rules)
+            if exempted is None:
+                exempted = self._exempted[rules] = EndpointRules(True, rules.rules)
+            rules = exempted
+        return rules
+
+    def _warn_unrouted(self, app: Flask) -> None:
+        reached: set[Any] = set()
+        for view in app.view_functions.values():
+            reached.update(reachable(view))
+        for function in self.core.registry.declared() - reached:
+            logger.warning(
+                "restfault: %s has a limit or exemption but no view of the app leads to it; "
+                "decorate the function the route is given (check the decorator order)",
+                endpoint_name(function),
+            )
 
     def _after_request(self, response: WerkzeugResponse) -> WerkzeugResponse:
         if (
@@ -157,12 +156,17 @@ class RestFault:
             # the status and headers kept, as the ASGI and WSGI middlewares answer.
             rest = http_exception(response.status_code, None, response.headers.items())
             response = self._handle(rest)
-        headers = rate_headers(self.core, request.environ.get(DECISION_KEY))
-        if headers:
-            response.headers.extend(headers)
+        exchange: Exchange | None = request.environ.get(EXCHANGE_KEY)
+        if exchange is not None and exchange.verdict is not None:
+            response.headers.extend(self.core.rate_headers(exchange.verdict, time.time()))
         return response
 
     def _handle(self, exc: Exception) -> WerkzeugResponse:
+        if isinstance(exc, InternalServerError) and exc.original_exception is not None:
+            # Flask wraps an error it could not hand to a handler (one raised by an
+            # after_request hook): answer and log the real one.
+            original = exc.original_exception
+            exc = original if isinstance(original, Exception) else exc
         if isinstance(exc, HTTPException) and (exc.code is None or exc.code < 400):
             # Not an error (a routing redirect, abort(response)): reaches this handler only
             # under TRAP_HTTP_EXCEPTIONS; answered as Flask would.
@@ -174,5 +178,9 @@ class RestFault:
         # CR/LF blanked as the other adapters do: werkzeug refuses them, which would turn
         # the envelope into Flask's own 500.
         return current_app.response_class(
-            rendered.body, status=rendered.status, headers=_clean(rendered.headers)
+            rendered.body, status=rendered.status, headers=clean_headers(rendered.headers)
         )
+
+
+def _no_start(*args: Any) -> None:
+    raise RuntimeError("restfault: start_response is not available here")

@@ -8,6 +8,7 @@ failure there as the start of an outage: the app starts, requests are answered u
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,45 +17,57 @@ import pytest
 import restfault._storage as storage_module
 from restfault import ConfigurationError
 from tests.limits.conftest import FRAMEWORKS, Client
+from tests.servers import Server
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.redis]
 
 
 @pytest.fixture
 def flaky_build(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """build_storage fails with a connection error until ``state['failures']`` runs out."""
-    real = storage_module.build_storage
+    """Building the storage fails with a connection error until ``state['failures']``
+    runs out (as a sync redis+cluster client does while its nodes are down)."""
     state = {"failures": 1, "calls": 0}
+    for name in ("build_sync_storage", "build_async_storage"):
+        real = getattr(storage_module, name)
 
-    def build(settings: Any, *, asynchronous: bool) -> Any:
-        state["calls"] += 1
-        if state["failures"] > 0:
-            state["failures"] -= 1
-            raise ConnectionError("cluster is down")
-        return real(settings, asynchronous=asynchronous)
+        def build(settings: Any, real: Callable[[Any], Any] = real) -> Any:
+            state["calls"] += 1
+            if state["failures"] > 0:
+                state["failures"] -= 1
+                raise ConnectionError("cluster is down")
+            return real(settings)
 
-    monkeypatch.setattr(storage_module, "build_storage", build)
+        monkeypatch.setattr(storage_module, name, build)
     return state
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_app_starts_and_enforces_limits_in_memory_until_the_storage_is_built(
     framework: str,
+    redis_srv: Server,
     flaky_build: dict[str, int],
     make_client: Callable[..., Client],
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="restfault")
-    client = make_client(framework, default_limits="2/minute", storage_retry_interval=3600)
+    client = make_client(
+        framework,
+        default_limits="2/minute",
+        storage_uri=f"redis://127.0.0.1:{redis_srv.port}",
+        key_prefix=f"startup-{framework}-{time.time()}",
+        storage_retry_interval=3600,
+    )
     statuses = [client.get("/").status for _ in range(3)]
     assert statuses == [200, 200, 429]  # the fallback enforces the limit meanwhile
     warnings = [r for r in caplog.records if "failed (ConnectionError" in r.getMessage()]
     assert len(warnings) == 1
     assert flaky_build["calls"] == 1  # not rebuilt per request within the retry interval
 
-    # Once the interval has passed, the next request builds the storage and uses it.
+    # Once the interval has passed, the next request builds the storage and uses it (the
+    # fallback's count stays behind: the real storage starts from its own).
     monkeypatch.setattr(client.limiter.outage, "next_try", 0.0)
+    monkeypatch.setattr(client.limiter.evaluation.denials, "_times", {})
     assert client.get("/").status == 200
     assert flaky_build["calls"] == 2
     assert any("answers again" in r.getMessage() for r in caplog.records)
@@ -63,9 +76,9 @@ def test_app_starts_and_enforces_limits_in_memory_until_the_storage_is_built(
 def test_a_configuration_error_while_building_is_still_raised(
     monkeypatch: pytest.MonkeyPatch, make_client: Callable[..., Client]
 ) -> None:
-    def build(settings: Any, *, asynchronous: bool) -> Any:
+    def build(settings: Any) -> Any:
         raise ConfigurationError("storage_uri='redis://x': bad option")
 
-    monkeypatch.setattr(storage_module, "build_storage", build)
+    monkeypatch.setattr(storage_module, "build_sync_storage", build)
     with pytest.raises(ConfigurationError, match="bad option"):
-        make_client("flask", default_limits="2/minute")
+        make_client("flask", default_limits="2/minute", storage_uri="redis://127.0.0.1:1")

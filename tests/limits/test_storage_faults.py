@@ -156,9 +156,10 @@ def test_a_slow_failure_is_probed_once_per_interval(
 
 @SYNC_AND_ASYNC
 def test_policy_allow(make_client: Any, framework: str, own_redis: Server) -> None:
+    # 2/minute: a key this process knows to be spent would be denied without the storage.
     client = make_client(
         framework,
-        default_limits="1/minute",
+        default_limits="2/minute",
         storage_uri=f"redis://{HOST}:{own_redis.port}",
         on_storage_error="allow",
     )

@@ -100,8 +100,10 @@ def raw_request(
     headers: Sequence[tuple[bytes | str, bytes | str]] = (),
     body: bytes = b"",
     timeout: float = 15.0,
+    source: str | None = None,
 ) -> Raw:
-    """Send exactly these bytes (``Content-Length`` added for a body) and read the answer."""
+    """Send exactly these bytes (``Content-Length`` added for a body) and read the answer;
+    from the loopback address ``source`` (127.0.0.2...: another client) when given."""
 
     def b(value: bytes | str) -> bytes:
         return value if isinstance(value, bytes) else value.encode("latin-1")
@@ -113,7 +115,7 @@ def raw_request(
     lines.append(b"Connection: close")
     data = b"\r\n".join(lines) + b"\r\n\r\n" + body
     started = time.monotonic()
-    received = read_all(port, data, timeout)
+    received = read_all(port, data, timeout, source)
     seconds = time.monotonic() - started
     verb = b(method).decode("latin-1")
     if not received:  # reset before a byte of the answer arrived (status 0: no response)
@@ -135,10 +137,11 @@ class _Replay:
         return io.BytesIO(self.data)
 
 
-def read_all(port: int, data: bytes, timeout: float = 15.0) -> bytes:
+def read_all(port: int, data: bytes, timeout: float = 15.0, source: str | None = None) -> bytes:
     """Send ``data`` and read every byte until the server closes the connection."""
     chunks = []
-    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+    bound = (source, 0) if source else None
+    with socket.create_connection((HOST, port), timeout=timeout, source_address=bound) as sock:
         # A server may answer and close before reading a large body: read what it sent.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(data)

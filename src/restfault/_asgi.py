@@ -1,0 +1,308 @@
+"""The ASGI driver: carries a request's facts to the core and its answers back.
+
+``Pipeline`` is the pure ASGI middleware behind ``restfault.asgi`` and the Starlette
+adapter. Per HTTP request (other scopes pass straight through) it
+
+- admits the request — limits decided by the core, storage called through ``limits.aio``
+  — either before the app runs (no router known) or at the point where the framework's
+  router hands the request to an endpoint (``Dispatch``), and at the latest when a
+  response starts that no endpoint produced (a routing 404);
+- turns an exception escaping the app before the response started, and a framework's
+  own non-JSON error response, into the envelope; adds the rate-limit headers;
+- never rewrites a response that has started: the error is logged and re-raised, so the
+  server closes the connection.
+
+Per-request state lives in a ``RequestState`` kept in the scope, never on ``self``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
+
+from ._asgi_messages import (
+    Message,
+    Receive,
+    Scope,
+    Send,
+    converted,
+    header,
+    joined_header,
+    route_path,
+    send_envelope,
+)
+from ._core import Core
+from ._http import is_json_media_type
+from ._limiting import PlanItem, Verdict, encode_rate_headers
+from ._logging import log_after_start, logger
+from ._policies import NO_ENDPOINT
+from ._storage import AsyncLimiter
+from ._translate import active_translations
+
+__all__ = ["ANSWERED_KEY", "STATE_KEY", "Dispatch", "Pipeline", "RequestState"]
+
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+STATE_KEY = "restfault.state"
+# The exception restfault answered (and logged) for this request: a framework's outer
+# error handler that meets it again must neither answer nor log it a second time.
+ANSWERED_KEY = "restfault.answered"
+
+
+class RequestState:
+    """One request's facts and answers, shared by the middleware and the dispatch point."""
+
+    __slots__ = (
+        "address",
+        "admitted",
+        "deducts",
+        "path",
+        "pipeline",
+        "request",
+        "scope",
+        "send",
+        "started",
+        "status",
+        "verdict",
+    )
+
+    def __init__(self, pipeline: Pipeline, scope: Scope, send: Send) -> None:
+        self.pipeline = pipeline
+        self.scope = scope
+        self.send = send  # the server's send: restfault's own answers go straight to it
+        self.path = route_path(scope)  # before routing rewrites root_path (Mounts)
+        self.admitted = False
+        self.started = False
+        self.status = 0
+        self.verdict: Verdict | None = None
+        self.deducts: list[PlanItem] = []
+        self.request: Any = None
+        self.address: str | None = None
+
+    async def send_own(self, message: Message) -> None:
+        """Send restfault's own answer: once a start is handed over, never another."""
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = message["status"]
+        await self.send(message)
+
+
+class Pipeline:
+    """The ASGI machinery, shared by ``RestFaultMiddleware`` and the Starlette adapter.
+
+    ``routed`` says a ``Dispatch`` point will admit each request once the framework's
+    router has found its endpoint; otherwise requests are admitted before the app runs.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        core: Core,
+        limiter: AsyncLimiter,
+        *,
+        request_factory: Callable[[Scope], Any] | None = None,
+        routed: bool = False,
+    ) -> None:
+        self.app = app
+        self.core = core
+        self.limiter = limiter
+        self.request_factory = request_factory
+        self.routed = routed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        core = self.core
+        state = RequestState(self, scope, send)
+        outer = scope.get(STATE_KEY)  # another restfault further out (a mounted sub-app's)
+        scope[STATE_KEY] = state
+        held: Message | None = None
+        replaced = False  # the app's response, replaced by restfault's 429 or 503
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal held, replaced
+            kind = message["type"]
+            if kind == "http.response.start":
+                # A response no endpoint produced (routing 404/405): admitted now.
+                if not state.admitted and await self.admit(state, None):
+                    replaced = True
+                    return
+                status = message["status"]
+                if (
+                    core.settings.convert_error_responses
+                    and status >= 400
+                    and not is_json_media_type(header(message.get("headers", ()), b"content-type"))
+                ):
+                    held = message  # answer with the envelope once the app's body is done
+                    return
+                state.started = True
+                state.status = status
+                if state.verdict is not None:
+                    extra = self.rate_headers(state.verdict)
+                    if extra:
+                        message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            elif replaced:
+                return
+            elif held is not None and kind == "http.response.body":
+                if not message.get("more_body", False):
+                    start, held = held, None
+                    await self.answer(state, converted(start))
+                return
+            await send(message)
+
+        token = active_translations.set(core.translations)
+        try:
+            if not core.limited:
+                state.admitted = True  # nothing to decide, for every request
+            elif not self.routed and await self.admit(state, None):
+                return
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            if state.started:
+                log_after_start(exc, scope.get("method", ""), scope.get("path", ""))
+                scope[ANSWERED_KEY] = exc
+                raise
+            if not state.admitted and await self.admit(state, None):
+                return
+            if await self.answer(state, exc):
+                raise
+        finally:
+            active_translations.reset(token)
+            scope[STATE_KEY] = outer
+            if state.deducts and state.status:
+                await self.deduct(state)
+
+    # -- admission ----------------------------------------------------------------------
+
+    async def admit(self, state: RequestState, endpoint: Any) -> bool:
+        """Decide this request's limits, once; True when restfault has answered it."""
+        state.admitted = True
+        core = self.core
+        scope = state.scope
+        method: str = scope["method"]
+        rules = (
+            core.registry.for_endpoint(endpoint, method) if endpoint is not None else NO_ENDPOINT
+        )
+        applicable = core.applicable(method, state.path, rules)
+        if not applicable.rules:
+            return False
+        if applicable.simple is not None:
+            plan = core.simple_plan(applicable.simple, self.address(state))
+        else:
+            plan = await _drive(
+                core.plan(applicable, lambda: self.address(state), lambda: self.request(state))
+            )
+        verdict = await self.limiter.check(plan)
+        if verdict is None:
+            return False
+        state.verdict = verdict
+        if core.has_shadow:
+            core.observe(verdict, time.time())
+        if verdict.denied:
+            await self.deny(state, verdict)
+            return True
+        if applicable.deducts:
+            state.deducts = [item for item in plan if item.limit.options.deduct_when is not None]
+        return False
+
+    def address(self, state: RequestState) -> str:
+        if state.address is None:
+            scope = state.scope
+            client = scope.get("client")
+            state.address = self.core.address_key(
+                client[0] if client else None,
+                lambda: joined_header(scope.get("headers", ()), b"x-forwarded-for"),
+            )
+        return state.address
+
+    def request(self, state: RequestState) -> Any:
+        """What the app's callables receive: the framework's request, built once, or the scope."""
+        if state.request is None:
+            factory = self.request_factory
+            state.request = factory(state.scope) if factory is not None else state.scope
+        return state.request
+
+    async def deny(self, state: RequestState, verdict: Verdict) -> None:
+        """Answer the 429 of ``verdict``: the envelope rendered once per code, with this
+        request's Retry-After and rate-limit headers."""
+        now = time.time()
+        core = self.core
+        head = state.scope["method"] == "HEAD"
+        denial = core.denial(verdict)
+        retry = ("Retry-After", str(core.retry_after(verdict, now)))
+        if denial is None:  # a callable style renders each exception itself
+            exc = verdict.reported.exception(now) if verdict.reported else None
+            response, _ = core.render(exc, state.scope["method"], state.path)  # type: ignore[arg-type]
+            await send_envelope(state.send_own, response, core.rate_headers(verdict, now), head)
+            return
+        headers = [
+            *denial.raw_headers,
+            *encode_rate_headers([retry, *core.rate_headers(verdict, now)]),
+        ]
+        await state.send_own({"type": "http.response.start", "status": 429, "headers": headers})
+        await state.send_own({"type": "http.response.body", "body": b"" if head else denial.body})
+
+    async def deduct(self, state: RequestState) -> None:
+        """Count the ``deduct_when`` limits whose predicate holds for the final status."""
+        counted = []
+        for item in state.deducts:
+            try:
+                if item.limit.options.deduct_when(state.status):  # type: ignore[misc]
+                    counted.append(item)
+            except Exception:
+                logger.exception("restfault: the deduct_when of %s failed", item.limit.name)
+        if counted:
+            await self.limiter.deduct(counted)
+
+    def rate_headers(self, verdict: Verdict) -> list[tuple[bytes, bytes]]:
+        return encode_rate_headers(self.core.rate_headers(verdict, time.time()))
+
+    # -- errors -------------------------------------------------------------------------
+
+    async def answer(self, state: RequestState, exc: BaseException) -> bool:
+        """Send the envelope for ``exc``; True when it was unexpected (to be re-raised)."""
+        scope = state.scope
+        response, unexpected = self.core.render(exc, scope.get("method", ""), scope.get("path", ""))
+        scope[ANSWERED_KEY] = exc
+        extra = self.core.rate_headers(state.verdict, time.time())
+        if unexpected:
+            # Re-raised below, so the server drops the connection (uvicorn does): say so,
+            # or a keep-alive client's next request on it meets a reset.
+            extra.append(("Connection", "close"))
+        await send_envelope(state.send_own, response, extra, scope.get("method") == "HEAD")
+        return unexpected
+
+
+class Dispatch:
+    """Where a framework's router hands a request to ``endpoint``: the request is admitted
+    here, keyed to what the router found (path parameters included), before it runs."""
+
+    __slots__ = ("app", "endpoint")
+
+    def __init__(self, app: ASGIApp, endpoint: Any) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.get(STATE_KEY)
+        if (
+            state is not None
+            and not state.admitted
+            and await state.pipeline.admit(state, self.endpoint)
+        ):
+            return
+        await self.app(scope, receive, send)
+
+
+async def _drive(steps: Generator[Any, Any, list[PlanItem]]) -> list[PlanItem]:
+    """Run a plan, awaiting what the app's callables return when it is awaitable."""
+    try:
+        value = next(steps)
+        while True:
+            if hasattr(value, "__await__"):
+                value = await value
+            value = steps.send(value)
+    except StopIteration as done:
+        result: list[PlanItem] = done.value
+        return result

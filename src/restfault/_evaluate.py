@@ -1,0 +1,278 @@
+"""The rate-limit evaluation of one request, written once as a sans-IO generator.
+
+``evaluate(plan, ...)`` yields the storage operations of ``_ops`` and is sent their
+results; ``_storage`` drives it with sync ``limits`` calls for WSGI and awaited
+``limits.aio`` calls for ASGI (and plain calls for the in-process storage). What it
+decides, for every strategy and storage alike:
+
+- a client key this process knows to be denied until a known time is denied again
+  without any storage round trip until then (``known_denial``, asked before the storage);
+- limits are hit in plan order until one refuses; the remaining ones are only read, so
+  ``Retry-After`` can say when the request would really pass;
+- ``deduct_when`` limits are only read on admission and counted after the response
+  (``deduct``); ``block_for`` penalties live in the storage, so every process agrees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ._limiting import Limit, PlanItem, RateLimitDecision, Verdict
+from ._ops import (
+    AcquireEntry,
+    AcquireSliding,
+    Get,
+    GetExpiry,
+    Incr,
+    MovingWindow,
+    SlidingWindow,
+    StorageOp,
+)
+
+__all__ = [
+    "DenialCache",
+    "Evaluation",
+    "ExpiryCache",
+    "KnownEnds",
+    "deduct",
+    "evaluate",
+    "known_denial",
+]
+
+Steps = Generator[StorageOp, Any, Verdict]
+# A ``block_for`` penalty is kept beside the limit's counter, its TTL the block's length.
+BLOCKED = "/blocked"
+Hit = Generator[StorageOp, Any, RateLimitDecision]
+
+
+class ExpiryCache:
+    """Times this process has learned, keyed by storage key; a past time is never trusted.
+
+    Used for fixed windows' ends (a window's key lives until the end its first hit set, so
+    a known end stays right and saves the TTL round trip) and for denials (a key spent
+    until a known time stays spent until then). Bounded: past entries are swept when full.
+    """
+
+    __slots__ = ("_limit", "_times")
+
+    def __init__(self, limit: int = 65536) -> None:
+        self._times: dict[str, float] = {}
+        self._limit = limit
+
+    def get(self, key: str, now: float) -> float | None:
+        until = self._times.get(key)
+        return until if until is not None and until > now else None
+
+    def set(self, key: str, until: float, now: float) -> None:
+        times = self._times
+        if len(times) >= self._limit and key not in times:
+            for stale in [k for k, v in times.items() if v <= now]:
+                del times[stale]
+            if len(times) >= self._limit:
+                times.clear()
+        times[key] = until
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def __bool__(self) -> bool:
+        return bool(self._times)
+
+
+DenialCache = ExpiryCache
+
+
+class KnownEnds(Protocol):
+    """Where fixed windows' ends are remembered: an ``ExpiryCache`` for a network storage,
+    the in-process storage's own counters for ``memory://``."""
+
+    def get(self, key: str, now: float) -> float | None: ...
+    def set(self, key: str, until: float, now: float) -> None: ...
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """How to evaluate on one storage: its strategy and what this process remembers."""
+
+    strategy: str
+    ends: KnownEnds
+    denials: DenialCache
+
+
+def evaluate(plan: Sequence[PlanItem], how: Evaluation, now: float) -> Steps:
+    """Admit or refuse one request on every limit of ``plan``.
+
+    Round trips per limit: fixed window 1 (2 the first time this process meets a window
+    another process opened), moving window 2, sliding-window counter 2; ``block_for``
+    adds one read; a denied key costs none until its known end.
+    """
+    denials = how.denials
+    decisions: list[RateLimitDecision] = []
+    refused = False
+    for item in plan:
+        limit = item.limit
+        if limit.options.block_for is not None:
+            until = yield from _blocked_until(item, how, now)
+            if until is not None:
+                decision = _spent(item, until)
+                decisions.append(decision)
+                refused = refused or limit.enforce
+                continue
+        if refused or limit.options.deduct_when is not None:
+            decision = yield from _peek(item, how, now)
+            if not refused:  # deduct_when: refused when spent, counted after the response
+                decision.allowed = decision.remaining >= item.cost
+        else:
+            decision = yield from _hit(item, how, now)
+        if not decision.allowed and limit.options.block_for is not None and not refused:
+            decision.reset = yield from _block(item, how, now)
+        decisions.append(decision)
+        refused = refused or (limit.enforce and not decision.allowed)
+    verdict = Verdict.of(decisions)
+    for item, decision in zip(plan, decisions, strict=True):
+        if decision.enforced and decision.remaining <= 0:
+            denials.set(item.key, decision.reset, now)  # nothing passes until then
+    return verdict
+
+
+def known_denial(plan: Sequence[PlanItem], denials: DenialCache, now: float) -> Verdict | None:
+    """The 429 this process already knows a request gets: one of its keys is spent until
+    a known time. No storage is asked (nor counted on) until then."""
+    cached = [(item, until) for item in plan if (until := denials.get(item.key, now))]
+    if not cached:
+        return None
+    return Verdict.of([_spent(item, until) for item, until in cached])
+
+
+def deduct(
+    items: Sequence[PlanItem], how: Evaluation, now: float
+) -> Generator[StorageOp, Any, None]:
+    """Count ``deduct_when`` limits after the response (their predicate held)."""
+    for item in items:
+        limit = item.limit
+        if how.strategy == "fixed-window":
+            count = yield Incr(item.key, limit.window, item.cost)
+            if count >= limit.amount:
+                end = yield from _fixed_end(item, count, how, now)
+                how.denials.set(item.key, end, now)
+        elif how.strategy == "moving-window":
+            yield AcquireEntry(item.key, limit.amount, limit.window, item.cost)
+        else:
+            yield AcquireSliding(item.key, limit.amount, limit.window, item.cost)
+
+
+def _decision(item: PlanItem, allowed: bool, remaining: int, reset: float) -> RateLimitDecision:
+    limit = item.limit
+    return RateLimitDecision(
+        allowed,
+        limit.amount,
+        max(0, remaining),
+        reset,
+        limit.window,
+        limit.scope,
+        limit.code,
+        limit.name,
+        item.cost,
+        limit.enforce,
+        item.key,
+    )
+
+
+def _spent(item: PlanItem, until: float) -> RateLimitDecision:
+    return _decision(item, False, 0, until)
+
+
+def _hit(item: PlanItem, how: Evaluation, now: float) -> Hit:
+    limit = item.limit
+    amount, window, key = limit.amount, limit.window, item.key
+    if how.strategy == "fixed-window":
+        count = yield Incr(key, window, item.cost)
+        end = yield from _fixed_end(item, count, how, now)
+        return _decision(item, count <= amount, amount - count, end)
+    if how.strategy == "moving-window":
+        allowed = yield AcquireEntry(key, amount, window, item.cost)
+        start, used = yield MovingWindow(key, amount, window)
+        return _decision(item, allowed, amount - used, start + window)
+    allowed = yield AcquireSliding(key, amount, window, item.cost)
+    remaining, reset = sliding_window_stats(limit, (yield SlidingWindow(key, window)), now)
+    return _decision(item, allowed, remaining, reset)
+
+
+def _peek(item: PlanItem, how: Evaluation, now: float) -> Hit:
+    """The limit's state without counting anything."""
+    limit = item.limit
+    amount, window, key = limit.amount, limit.window, item.key
+    if how.strategy == "fixed-window":
+        count = yield Get(key)
+        if not count:
+            return _decision(item, True, amount, now + window)
+        end = how.ends.get(key, now)
+        if end is None:
+            end = yield GetExpiry(key)
+        return _decision(item, count < amount, amount - count, end)
+    if how.strategy == "moving-window":
+        start, used = yield MovingWindow(key, amount, window)
+        return _decision(item, used < amount, amount - used, start + window)
+    remaining, reset = sliding_window_stats(limit, (yield SlidingWindow(key, window)), now)
+    return _decision(item, remaining > 0, remaining, reset)
+
+
+def _fixed_end(
+    item: PlanItem, count: int, how: Evaluation, now: float
+) -> Generator[StorageOp, Any, float]:
+    """When a fixed window that now holds ``count`` ends."""
+    key, window = item.key, item.limit.window
+    ends = how.ends
+    if count == item.cost:  # this hit opened the window: it ends a window from now
+        end = now + window
+    else:
+        known = ends.get(key, now)
+        if known is not None:
+            return known
+        end = yield GetExpiry(key)
+    ends.set(key, end, now)
+    return end
+
+
+def _blocked_until(
+    item: PlanItem, how: Evaluation, now: float
+) -> Generator[StorageOp, Any, float | None]:
+    """When the ``block_for`` penalty of this key ends, or None when there is none."""
+    key = item.key + BLOCKED
+    if not (yield Get(key)):
+        return None
+    until: float = yield GetExpiry(key)
+    return until if until > now else None
+
+
+def _block(item: PlanItem, how: Evaluation, now: float) -> Generator[StorageOp, Any, float]:
+    """Start the penalty of a breach; requests during a block never extend it."""
+    block_for = item.limit.options.block_for or 0
+    key = item.key + BLOCKED
+    started = yield Incr(key, block_for, 1)
+    if started == 1:
+        return now + block_for
+    until: float = yield GetExpiry(key)
+    return until
+
+
+def sliding_window_stats(
+    limit: Limit, state: tuple[int, float, int, float], now: float
+) -> tuple[int, float]:
+    """(remaining, reset) of a sliding-window counter, as ``limits`` weighs it."""
+    previous_count, previous_expires_in, current_count, current_expires_in = state
+    expiry = limit.window
+    weighted = previous_count * previous_expires_in / expiry + current_count
+    remaining = max(0, limit.amount - math.floor(weighted))
+    if not (previous_count or current_count):
+        return remaining, now + expiry
+    previous_reset_in = (
+        previous_expires_in % (expiry / previous_count) if previous_count else math.inf
+    )
+    # Redis keeps a new current window for twice its length, and a TTL read in the same
+    # millisecond is exactly 2 * expiry: its window ends in a full expiry, not now.
+    current_reset_in = (current_expires_in % expiry or expiry) if current_count else math.inf
+    return remaining, now + min(previous_reset_in, current_reset_in)

@@ -1,0 +1,139 @@
+"""Where Starlette's router hands requests to endpoints: restfault's dispatch points.
+
+Starlette (and FastAPI) decide routing once — first full match wins, through ``Host``,
+``Mount``, mounted sub-apps and FastAPI's included routers. restfault does not match
+routes itself: it walks the route tree once (again only when the app's route list
+grows) and puts a ``Dispatch`` point where each route calls its endpoint, so a request is
+admitted knowing exactly the endpoint the router chose, with its path parameters.
+
+Mounted Starlette and FastAPI apps get restfault's exception handlers, so they answer
+errors with the envelope as their routes would in the parent — unless they have a
+``RestFault`` of their own, which then answers for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
+
+from ._asgi import STATE_KEY, Dispatch
+from ._logging import logger
+from ._policies import endpoint_name, reachable
+
+if TYPE_CHECKING:
+    from .starlette import RestFault
+
+__all__ = ["Routes"]
+
+_MAX_DEPTH = 16  # middleware wrappers followed to find a mounted app
+
+
+class _Answered(Response):
+    """What a FastAPI route handler returns when restfault has answered the request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+
+class Routes:
+    """The dispatch points of one app's route tree, put in place before it serves."""
+
+    def __init__(self, restfault: RestFault, app: Starlette) -> None:
+        self.restfault = restfault
+        self.app = app
+        self._walked = -1
+        self._warned: set[Any] = set()
+
+    def prepare(self) -> None:
+        """Walk the routes unless the app's route list is as it was (cheap per request)."""
+        count = len(self.app.router.routes)
+        if count == self._walked:
+            return
+        self._walked = count
+        reached: set[Any] = set()
+        self._walk(self.app.router.routes, reached)
+        registry = self.restfault.core.registry
+        for function in registry.declared() - reached - self._warned:
+            self._warned.add(function)
+            logger.warning(
+                "restfault: %s has a limit or exemption but no route of the app leads to it; "
+                "decorate the function the route is given (check the decorator order)",
+                endpoint_name(function),
+            )
+
+    def _walk(self, routes: Iterable[BaseRoute], reached: set[Any]) -> None:
+        for route in routes:
+            if isinstance(route, WebSocketRoute):
+                continue
+            if isinstance(route, Route):
+                reached.update(reachable(route.endpoint))
+                if not isinstance(route.app, Dispatch):
+                    route.app = Dispatch(route.app, route.endpoint)
+                _admit_in_handler(route)
+            elif isinstance(route, Mount | Host):
+                self._mounted(route, reached)
+            else:
+                included = getattr(route, "original_router", None)  # FastAPI's include_router
+                if included is not None:
+                    self._walk(included.routes, reached)
+
+    def _mounted(self, route: Mount | Host, reached: set[Any]) -> None:
+        sub = _find_app(route.app)
+        if sub is not None and getattr(sub.state, "restfault", None) is not None:
+            # It has a RestFault of its own: a request entering it is dispatched here.
+            if not isinstance(route.app, Dispatch):
+                route.app = Dispatch(route.app, sub)
+            return
+        if sub is not None:
+            self.restfault.install_handlers(sub, top=False)
+        routes = route.routes
+        if sub is not None or routes:
+            self._walk(routes, reached)
+        elif not isinstance(route.app, Dispatch):  # any other ASGI app: an endpoint itself
+            route.app = Dispatch(route.app, route.app)
+
+
+def _find_app(app: Any) -> Starlette | None:
+    """The Starlette (or FastAPI) app a Mount leads to, through middleware wrappers."""
+    for _ in range(_MAX_DEPTH):
+        if isinstance(app, Starlette):
+            return app
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
+
+
+def _admit_in_handler(route: Route) -> None:
+    """FastAPI builds the handlers of included routers' routes from ``get_route_handler``
+    (its documented extension point): admit there too. A request is admitted once."""
+    get_route_handler: Callable[[], Any] | None = getattr(route, "get_route_handler", None)
+    if get_route_handler is None or getattr(get_route_handler, "restfault", False):
+        return
+    endpoint = route.endpoint
+
+    def admitting_route_handler() -> Callable[[Request], Any]:
+        handler = get_route_handler()
+
+        async def admitted(request: Request) -> Any:
+            state = request.scope.get(STATE_KEY)
+            if (
+                state is not None
+                and not state.admitted
+                and await state.pipeline.admit(state, endpoint)
+            ):
+                return _Answered()
+            return await handler(request)
+
+        return admitted
+
+    admitting_route_handler.restfault = True  # type: ignore[attr-defined]
+    setattr(route, "get_route_handler", admitting_route_handler)  # noqa: B010 - an instance's own
