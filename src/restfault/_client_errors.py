@@ -120,13 +120,13 @@ def _envelope(document: Any, content_type: str) -> _Envelope | None:
     return None
 
 
-def _read(response: ResponseLike) -> _Envelope:
+def _read(response: ResponseLike, headers: Headers) -> _Envelope:
     content = response.content or b""
     try:
         document = json.loads(content) if content.strip() else None
     except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError)
         document = None
-    content_type = (response.headers.get("Content-Type") or "").lower()
+    content_type = (headers.get("Content-Type") or "").lower()
     envelope = _envelope(document, content_type)
     if envelope is not None:
         return envelope
@@ -197,13 +197,14 @@ def error_from_response(
 
     ``retry_after`` overrides the seconds read from its ``Retry-After`` header.
     """
-    envelope = _read(response)
+    headers = Headers(response.headers.items())  # any mapping, looked up in any case
+    envelope = _read(response, headers)
     if retry_after is None:
-        retry_after = retry_after_seconds(response.headers)
+        retry_after = retry_after_seconds(headers)
     exc = _exception(
         response.status_code, envelope.code, envelope.message, envelope.context, retry_after
     )
-    exc.headers = Headers(response.headers.items())  # as received, Retry-After included
+    exc.headers = headers  # as received, Retry-After included
     return exc
 
 

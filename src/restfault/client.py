@@ -37,22 +37,24 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncClient", "Client", "Retry", "Session", "raise_for_error"]
 
-# name -> (private module, the library it needs)
+# name -> (private module, the library it needs, the modules that library brings)
+_HTTPX = ("httpx", frozenset({"httpx", "anyio"}))
+_REQUESTS = ("requests", frozenset({"requests"}))
 _LAZY = {
-    "Client": ("_client_httpx", "httpx"),
-    "AsyncClient": ("_client_httpx", "httpx"),
-    "Session": ("_client_requests", "requests"),
+    "Client": ("_client_httpx", *_HTTPX),
+    "AsyncClient": ("_client_httpx", *_HTTPX),
+    "Session": ("_client_requests", *_REQUESTS),
 }
 
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module_name, library = _LAZY[name]
+    module_name, library, brought = _LAZY[name]
     try:
         module = importlib.import_module(f"restfault.{module_name}")
     except ImportError as exc:
-        if exc.name != library:
+        if exc.name not in brought:
             raise
         raise ImportError(
             f"restfault.client.{name} needs {library}: pip install 'restfault[client]'",
