@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -337,6 +338,25 @@ for name in ("Client", "AsyncClient", "Session"):
 def test_public_names() -> None:
     client = importlib.import_module("restfault.client")
     assert client.__all__ == ["AsyncClient", "Client", "Retry", "Session", "raise_for_error"]
+    assert set(client.__all__) <= set(dir(client))
     assert all(hasattr(client, name) for name in client.__all__)
     with pytest.raises(AttributeError, match="has no attribute 'Missing'"):
         _ = client.Missing
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("requests", "restfault.client.Session needs requests: pip install 'restfault[client]'"),
+        ("restfault._client_requests", "import of restfault._client_requests halted"),
+    ],
+)
+def test_only_a_missing_library_is_explained(
+    monkeypatch: pytest.MonkeyPatch, missing: str, message: str
+) -> None:
+    client = importlib.import_module("restfault.client")
+    monkeypatch.delitem(vars(client), "Session", raising=False)  # as before its first use
+    monkeypatch.delitem(sys.modules, "restfault._client_requests", raising=False)
+    monkeypatch.setitem(sys.modules, missing, None)
+    with pytest.raises(ImportError, match=re.escape(message)):
+        _ = client.Session
