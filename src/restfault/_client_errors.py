@@ -135,9 +135,15 @@ def _read(response: ResponseLike, headers: Headers) -> _Envelope:
 
 
 def _exception(
-    status: int, code: str | None, message: str | None, context: Any, retry_after: float | None
+    status: int,
+    code: str | None,
+    message: str | None,
+    context: Any,
+    retry_after: float | None,
+    *,
+    item: bool = False,
 ) -> RestException:
-    """The §1 exception for ``status`` and what its body said."""
+    """The §1 exception for ``status`` and what its body said (``item``: a batch's item)."""
     cls = _STATUS_CLASSES.get(status, RestException)
     if status == 400:
         cls = _CODE_CLASSES.get(code or "", cls)
@@ -146,7 +152,7 @@ def _exception(
         elif code is None and (message or "").startswith(InvalidJsonException.message):
             cls = InvalidJsonException
     if cls is BatchException:
-        return _batch(code, message, context)
+        return _batch(code, message, context, with_causes=not item)
     if cls is TooManyRequestsException:
         return TooManyRequestsException(
             message, code=code, context=context, retry_after=retry_after
@@ -167,8 +173,11 @@ def _exception(
     return exc
 
 
-def _batch(code: str | None, message: str | None, context: Any) -> BatchException:
-    """A BatchException with ``.errors`` as sent, and ``.causes``: each item's own exception."""
+def _batch(
+    code: str | None, message: str | None, context: Any, *, with_causes: bool
+) -> BatchException:
+    """A BatchException with ``.errors`` as sent, and ``.causes``: each item's own exception
+    (an item that is a batch itself keeps its errors, not causes: no unbounded recursion)."""
     members = context if isinstance(context, dict) else {}
     listed = members.get("errors")
     errors = [e for e in listed if isinstance(e, dict)] if isinstance(listed, list) else []
@@ -181,12 +190,17 @@ def _batch(code: str | None, message: str | None, context: Any) -> BatchExceptio
         code=code,
     )
     exc.context = context  # exactly what the body held (a problem's other members too)
-    for error in errors:
+    for error in errors if with_causes else ():
         index, status = error.get("index"), error.get("status")
         if isinstance(index, int):
-            status = status if isinstance(status, int) and 400 <= status <= 599 else 400
-            code, message = _string(error.get("code")), _string(error.get("message"))
-            exc.causes[index] = _exception(status, code, message, error.get("context"), None)
+            exc.causes[index] = _exception(
+                status if isinstance(status, int) and 400 <= status <= 599 else 400,
+                _string(error.get("code")),
+                _string(error.get("message")),
+                error.get("context"),
+                None,
+                item=True,
+            )
     return exc
 
 

@@ -292,6 +292,17 @@ def test_odd_bodies_never_crash(
     assert (type(raised.value), raised.value.status_code, raised.value.code) == expected
 
 
+def test_an_item_that_is_a_batch_keeps_its_errors_but_no_causes() -> None:
+    item: dict[str, Any] = {"index": 0, "message": "leaf"}
+    for _ in range(300):  # deep enough that rebuilding every level would recurse too far
+        item = {"index": 0, "code": "BATCH_ERROR", "message": "m", "context": {"errors": [item]}}
+    with pytest.raises(BatchException) as raised:
+        raise_for_error(httpx.Response(400, json={"error": "BATCH_ERROR", **item}))
+    cause = raised.value.causes[0]
+    assert type(cause) is BatchException
+    assert (cause.errors, cause.causes) == (item["context"]["errors"][0]["context"]["errors"], {})
+
+
 def test_batch_causes_skip_items_without_an_index() -> None:
     document = {"error": "BATCH_ERROR", "message": "m", "context": {"errors": [1, {"x": 1}]}}
     with pytest.raises(BatchException) as raised:
