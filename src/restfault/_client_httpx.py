@@ -21,12 +21,23 @@ from ._errors import ConfigurationError
 __all__ = ["AsyncClient", "Client"]
 
 
+def _resendable(request: httpx.Request) -> bool:
+    """Whether ``request``'s body is in memory (httpx reads all but streamed bodies), so
+    that it can be sent again; a consumed iterator or file would send nothing."""
+    try:
+        request.content  # noqa: B018 - raises for a streamed body
+    except httpx.RequestNotRead:
+        return False
+    return True
+
+
 class Client(httpx.Client):
     """An ``httpx.Client`` that retries by ``retry`` and raises restfault's exceptions.
 
     Takes every ``httpx.Client`` option. Each final response goes through
     ``raise_for_error``: a 404 raises ``NotFoundException``, an exhausted 429
-    ``TooManyRequestsException`` with ``retry_after``.
+    ``TooManyRequestsException`` with ``retry_after``. A request with a streamed body (an
+    iterator, a file, multipart files) is never retried: its body cannot be sent twice.
 
     >>> with Client(base_url="https://api.example.com", retry=Retry(attempts=5)) as client:
     ...     records = client.get("/api/v2/db/_table/contacts").json()  # doctest: +SKIP
@@ -45,11 +56,12 @@ class Client(httpx.Client):
         """Send ``request``, again while ``retry`` says so; raise for the final error."""
         attempts = self.retry.start(request.method, request.url, request.headers)
         sleep = self.retry.sleep or time.sleep
+        resendable = _resendable(request)
         while True:
             response = super().send(request, **kwargs)
             if response.status_code >= 400:
                 response.read()  # a streamed error's body, for the exception
-            seconds = attempts.wait_after(response)
+            seconds = attempts.wait_after(response) if resendable else None
             if seconds is None:
                 return raise_for_error(response)
             response.close()
@@ -72,11 +84,12 @@ class AsyncClient(httpx.AsyncClient):
     async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         """Send ``request``, again while ``retry`` says so; raise for the final error."""
         attempts = self.retry.start(request.method, request.url, request.headers)
+        resendable = _resendable(request)
         while True:
             response = await super().send(request, **kwargs)
             if response.status_code >= 400:
                 await response.aread()
-            seconds = attempts.wait_after(response)
+            seconds = attempts.wait_after(response) if resendable else None
             if seconds is None:
                 return raise_for_error(response)
             await response.aclose()

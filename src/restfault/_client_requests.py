@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 import requests
+from requests.exceptions import UnrewindableBodyError
+from requests.utils import rewind_body
 
 from ._client_errors import raise_for_error
 from ._client_retry import DEFAULT_RETRY, Retry
@@ -20,8 +22,23 @@ __all__ = ["Session"]
 _sending = contextvars.ContextVar("restfault_client_sending", default=False)
 
 
+def _rewound(request: requests.PreparedRequest) -> bool:
+    """Whether ``request``'s body can be sent again: none, bytes, or a file rewound to
+    where it started (as requests does for a redirect); never a generator's."""
+    body: object = request.body  # typed bytes | str | None, yet a file or generator passes
+    if body is None or isinstance(body, bytes | str):
+        return True
+    try:
+        rewind_body(request)
+    except UnrewindableBodyError:
+        return False
+    return True
+
+
 class Session(requests.Session):
     """A ``requests.Session`` that retries by ``retry`` and raises restfault's exceptions.
+
+    A request whose body cannot be sent twice (a generator) is never retried.
 
     >>> with Session(retry=Retry(attempts=5)) as session:
     ...     session.get("https://api.example.com/api/v2/health").json()  # doctest: +SKIP
@@ -47,7 +64,7 @@ class Session(requests.Session):
         try:
             while True:
                 response = super().send(request, **kwargs)
-                seconds = attempts.wait_after(response)
+                seconds = attempts.wait_after(response) if _rewound(request) else None
                 if seconds is None:
                     return raise_for_error(response)
                 response.close()

@@ -2,7 +2,8 @@
 
 ``X-Script`` is a JSON list of replies ``[status, [[name, value], ...], body]``;
 ``X-Script-Id`` names the conversation. The n-th request of a conversation gets the
-n-th reply (the last one repeats), with ``X-Try: n`` and ``X-Path`` (the path asked for).
+n-th reply (the last one repeats), with ``X-Try: n``, ``X-Path`` (the path asked for) and
+``X-Body-Length`` (the bytes of request body received).
 Run it with uvicorn's ``--no-date-header`` so that a reply's own ``Date`` is the only one.
 
 This is what a proxy, a maintenance page or another server's 503 looks like, which the
@@ -32,8 +33,12 @@ async def app(
             await send({"type": f"{event}.complete"})
             if event == "lifespan.shutdown":
                 return
-    while (await receive()).get("more_body"):  # the request body is not needed
-        pass
+    received = 0
+    while True:
+        message = await receive()
+        received += len(message.get("body", b""))
+        if not message.get("more_body"):
+            break
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     script = json.loads(headers.get("x-script", '[[200, [], ""]]'))
     conversation = headers.get("x-script-id", "")
@@ -42,6 +47,7 @@ async def app(
     payload = body.encode("utf-8")
     raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply_headers]
     raw += [(b"x-try", str(tries).encode()), (b"x-path", scope["raw_path"])]
+    raw.append((b"x-body-length", str(received).encode()))
     raw.append((b"content-length", str(len(payload)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": payload})

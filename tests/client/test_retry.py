@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -177,6 +178,49 @@ def test_retries(caller_factory: Callable[[str], Caller], scripted_url: str, cas
     assert caller.waits == case.waits
     assert int(final_headers["X-Try"]) == case.tries
     assert final_headers["X-Path"] == "/"
+
+
+def _chunks() -> Iterator[bytes]:
+    yield from (b"hel", b"lo")
+
+
+async def _async_chunks() -> AsyncIterator[bytes]:
+    for chunk in (b"hel", b"lo"):
+        yield chunk
+
+
+# (client, its keyword for the body, a fresh body of 5 bytes, whether it can be sent twice)
+BODY_KINDS: dict[str, tuple[str, str, Callable[[], Any], bool]] = {
+    "Client bytes": ("Client", "content", lambda: b"hello", True),
+    "Client iterator": ("Client", "content", _chunks, False),
+    "Client file": ("Client", "content", lambda: io.BytesIO(b"hello"), False),
+    "AsyncClient bytes": ("AsyncClient", "content", lambda: b"hello", True),
+    "AsyncClient async iterator": ("AsyncClient", "content", _async_chunks, False),
+    "Session bytes": ("Session", "data", lambda: b"hello", True),
+    "Session file, rewound": ("Session", "data", lambda: io.BytesIO(b"hello"), True),
+    "Session iterator": ("Session", "data", _chunks, False),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "keyword", "body", "resendable"), BODY_KINDS.values(), ids=BODY_KINDS.keys()
+)
+def test_a_body_that_cannot_be_sent_twice_is_not_retried(
+    scripted_url: str, kind: str, keyword: str, body: Callable[[], Any], resendable: bool
+) -> None:
+    caller = Caller(kind, scripted_url)
+    headers = script_headers(too_many(Retry_After="1"), OK)
+    if resendable:
+        response = caller.request("POST", "/", Retry(), headers, **{keyword: body()})
+        assert (response.status_code, caller.waits) == (200, [1.0])
+        final_headers = response.headers
+    else:
+        with pytest.raises(TooManyRequestsException) as raised:
+            caller.request("POST", "/", Retry(), headers, **{keyword: body()})
+        assert (raised.value.retry_after, caller.waits) == (1, [])
+        final_headers = raised.value.headers
+    assert int(final_headers["X-Try"]) == (2 if resendable else 1)
+    assert final_headers["X-Body-Length"] == "5"  # the whole body, on every try
 
 
 def test_each_wait_is_logged(
