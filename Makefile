@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install services demo demo-flask test lint typecheck pytest bench clean
+.PHONY: install services demo demo-flask demo-client test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,17 @@ demo: install
 
 demo-flask: install
 	HOST=$(HOST) PORT=5000 RESTFAULT_STORAGE_URI=memory:// $(PY) examples/flask_app/app.py
+
+# examples/client_demo.py against the Starlette example, started on a free loopback port
+# with the settings the demo expects (shared/EXAMPLES.md, "The client") and stopped after.
+demo-client: install
+	@port=$$($(PY) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	RESTFAULT_STYLE=bkend RESTFAULT_EMAIL_LIMITS=1/2seconds EXAMPLE_SESSION_TTL=2 \
+		RESTFAULT_STORAGE_URI=memory:// EXAMPLE_DB= EXAMPLE_MAINTENANCE_FILE= \
+		$(PY) -m uvicorn examples.starlette_app.app:app --host 127.0.0.1 --port $$port \
+		--log-level warning & server=$$!; \
+	trap 'kill $$server 2>/dev/null; wait $$server 2>/dev/null' EXIT; \
+	$(PY) examples/client_demo.py http://127.0.0.1:$$port
 
 lint: install
 	$(VENV)/bin/ruff check .

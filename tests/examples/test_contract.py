@@ -20,12 +20,21 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.examples.conftest import APPS, Api, Factory, example_server
+from tests.examples.conftest import (
+    APPS,
+    LOGIN,
+    PROFILE,
+    REFRESH,
+    TABLE,
+    Api,
+    Factory,
+    error_of,
+    example_server,
+)
 from tests.servers import redis_server, running
 
 pytestmark = pytest.mark.slow
 
-TABLE = "/api/v2/db/_table/contacts"
 ADA = {"id": 1, "name": "Ada", "email": "ada@example.com"}
 GRACE = {"id": 2, "name": "Grace", "email": "grace@example.com"}
 
@@ -39,22 +48,14 @@ KEYED_ENDPOINTS = [
     ("GET", "/api/v2/db/_proc/top_contacts"),
     ("POST", "/api/v2/email"),
     ("GET", "/api/v2/boom"),
+    ("POST", LOGIN),
+    ("GET", PROFILE),
+    ("POST", REFRESH),
 ]
 
 
 def email() -> str:
     return f"{uuid.uuid4().hex[:12]}@example.com"
-
-
-def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The bkend envelope of ``response``, checked to be ``status`` and ``code``."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body: dict[str, Any] = response.json()
-    assert body["error"] == code, body
-    assert isinstance(body["message"], str)
-    assert body["message"]
-    return body
 
 
 def stored(api: Api, address: str) -> list[dict[str, Any]]:
@@ -227,7 +228,7 @@ def test_boom_hides_the_exception_without_debug(api: Api) -> None:
 
 
 @pytest.mark.parametrize("content", [b"{", b"", b"{'resource': []}", b"\xff\xfe", b"[1,]"])
-@pytest.mark.parametrize("path", [TABLE, "/api/v2/email"])
+@pytest.mark.parametrize("path", [TABLE, "/api/v2/email", LOGIN, REFRESH])
 def test_invalid_json(api: Api, path: str, content: bytes) -> None:
     headers = {"Content-Type": "application/json"}
     response = api.post(path, key="pk_demo", content=content, headers=headers)
@@ -477,6 +478,7 @@ def test_default_limits_per_key_then_per_address(example: Factory) -> None:
 
 SAME_ANSWERS = [
     ("GET", "/api/v2/health", None, None),
+    ("GET", "/api/v2/openapi.json", None, None),
     ("GET", f"{TABLE}?filter=email=ada@example.com", "pk_demo", None),
     ("GET", f"{TABLE}?filter=bogus", "pk_demo", None),
     ("GET", f"{TABLE}/2", "pk_demo", None),
@@ -490,6 +492,7 @@ SAME_ANSWERS = [
     ("GET", "/api/v2/boom", "pk_revoked", None),
     ("GET", "/api/v2/boom", None, None),
     ("GET", "/nowhere", None, None),
+    ("GET", "/api/v2/db/nowhere", "pk_demo", None),
     ("PUT", TABLE, "pk_demo", None),
     ("POST", TABLE, "pk_demo", b"{not json"),
     ("POST", TABLE, "pk_demo", b'{"resource": []}'),
@@ -497,8 +500,22 @@ SAME_ANSWERS = [
     ("POST", f"{TABLE}?rollback=true", "pk_demo", b'{"resource": [{"name": "A"}, {"x": 1}]}'),
     ("POST", f"{TABLE}?rollback=1&continue=1", "pk_demo", b'{"resource": [{}]}'),
     ("POST", "/api/v2/email", "pk_demo", b'{"to": 5}'),
+    ("POST", LOGIN, "pk_demo", b'{"email": "ada@example.com", "password": "hopper"}'),
+    ("POST", LOGIN, "pk_demo", b'{"email": "nobody@example.com", "password": "x"}'),
+    ("POST", LOGIN, "pk_demo", b'{"email": "ada@example.com"}'),
+    ("POST", LOGIN, "pk_demo", b'{"email": "ada@example.com", "password": "\\ud800"}'),
+    ("POST", LOGIN, "pk_demo", b"{not json"),
+    ("POST", LOGIN, None, b"{}"),
+    ("GET", LOGIN, "pk_demo", None),
+    ("GET", PROFILE, "pk_demo", None),
+    ("GET", PROFILE, None, None),
+    ("POST", REFRESH, "pk_demo", b'{"refreshToken": "nope"}'),
+    ("POST", REFRESH, "pk_demo", b'{"refresh_token": "nope"}'),
+    ("POST", REFRESH, "pk_demo", b"[]"),
+    ("DELETE", REFRESH, "pk_demo", None),
 ]
-# Flask ends its JSON with a newline (content-length); the budgets left depend on the tests run.
+# Flask ends its JSON with a newline (content-length); the budgets left depend on the tests
+# run; the tokens are random.
 VARYING_HEADERS = {
     "date",
     "server",
@@ -507,17 +524,59 @@ VARYING_HEADERS = {
     "x-ratelimit-remaining",
     "x-ratelimit-reset",
 }
+RANDOM = ("session_token", "refresh_token", "accessToken", "request_id", "x-request-id")
+
+
+def answer_of(response: httpx.Response) -> tuple[int, Any, dict[str, str]]:
+    """What must be alike: status, JSON body and stable headers, random values masked (the
+    tokens; request ids minted for a request that sent none)."""
+
+    def masked(items: Any) -> dict[str, Any]:
+        return {k: "<random>" if k in RANDOM and isinstance(v, str) else v for k, v in items}
+
+    body = response.json()
+    if isinstance(body, dict):
+        body = masked(body.items())
+    headers = masked((k, v) for k, v in response.headers.items() if k not in VARYING_HEADERS)
+    return response.status_code, body, headers
 
 
 def test_both_apps_give_the_same_answers(example_servers: Any) -> None:
     starlette, flask = (example_servers(app) for app in APPS)
-    for method, path, key, content in SAME_ANSWERS:
-        answers = []
-        for api in (starlette, flask):
-            response = api.request(method, path, key=key, content=content)
-            headers = {k: v for k, v in response.headers.items() if k not in VARYING_HEADERS}
-            answers.append((response.status_code, response.json(), headers))
+    for number, (method, path, key, content) in enumerate(SAME_ANSWERS):
+        headers = {"X-Request-ID": f"same-answers-{number}"}
+        responses = [
+            api.request(method, path, key=key, content=content, headers=headers)
+            for api in (starlette, flask)
+        ]
+        answers = [answer_of(response) for response in responses]
         assert answers[0] == answers[1], (method, path)
+        # a request id the client sent comes back alike (or not at all, before issue 14)
+        echoed = {response.headers.get("x-request-id") for response in responses}
+        assert echoed in ({None}, {f"same-answers-{number}"}), echoed
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"EXAMPLE_SESSION_TTL": "0"}, {"EXAMPLE_REFRESH_TTL": "0"}],
+    ids=["lasting", "session-expired", "refresh-expired"],
+)
+def test_both_apps_walk_a_session_alike(example_servers: Any, env: dict[str, str]) -> None:
+    walks = []
+    for app in APPS:
+        api = example_servers(app, **env)
+        tokens = api.login()
+        session, refresh = tokens["session_token"], tokens["refresh_token"]
+        steps = [
+            api.get(PROFILE, key="pk_demo", headers={"Authorization": f"Bearer {session}"}),
+            api.get(PROFILE, key="pk_demo", token=refresh),
+            api.post(REFRESH, key="pk_demo", json={"refreshToken": refresh}),
+            api.post(REFRESH, key="pk_demo", json={"refreshToken": session}),
+        ]
+        if steps[2].status_code == 200:
+            steps.append(api.get(PROFILE, key="pk_demo", token=steps[2].json()["accessToken"]))
+        walks.append([answer_of(response) for response in steps])
+    assert walks[0] == walks[1]
 
 
 # -- several workers sharing redis and one database -------------------------------------------
