@@ -18,7 +18,7 @@ Per-request state lives in a ``RequestState`` kept in the scope, never on ``self
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ._asgi_messages import (
@@ -35,8 +35,9 @@ from ._asgi_messages import (
 from ._core import Core
 from ._http import is_json_media_type
 from ._limiting import PlanItem, Verdict, encode_rate_headers
-from ._logging import log_after_start, logger
-from ._policies import NO_ENDPOINT
+from ._logging import log_after_start
+from ._policies import Admission, Check, Steps
+from ._registry import NO_ENDPOINT
 from ._storage import AsyncLimiter
 from ._translate import active_translations
 
@@ -179,32 +180,40 @@ class Pipeline:
         """Decide this request's limits, once; True when restfault has answered it."""
         state.admitted = True
         core = self.core
-        scope = state.scope
-        method: str = scope["method"]
+        method: str = state.scope["method"]
         rules = (
             core.registry.for_endpoint(endpoint, method) if endpoint is not None else NO_ENDPOINT
         )
-        applicable = core.applicable(method, state.path, rules)
-        if not applicable.rules:
-            return False
-        if applicable.simple is not None:
-            plan = core.simple_plan(applicable.simple, self.address(state))
-        else:
-            plan = await _drive(
-                core.plan(applicable, lambda: self.address(state), lambda: self.request(state))
-            )
-        verdict = await self.limiter.check(plan)
-        if verdict is None:
-            return False
-        state.verdict = verdict
-        if core.has_shadow:
-            core.observe(verdict, time.time())
-        if verdict.denied:
-            await self.deny(state, verdict)
+        steps = core.admit(
+            method,
+            state.path,
+            rules,
+            lambda: self.address(state),
+            lambda: self.request(state),
+            time.time,
+        )
+        admission = await self._drive(steps)
+        state.verdict = admission.verdict
+        state.deducts = admission.deducts
+        if admission.verdict is not None and admission.verdict.denied:
+            await self.refuse(state, admission.verdict)
             return True
-        if applicable.deducts:
-            state.deducts = [item for item in plan if item.limit.options.deduct_when is not None]
         return False
+
+    async def _drive(self, steps: Steps) -> Admission:
+        """Run an admission: evaluate its plan on the storage, await what the app's
+        callables return when it is awaitable."""
+        try:
+            value = next(steps)
+            while True:
+                if type(value) is Check:
+                    value = await self.limiter.check(value.plan)
+                elif hasattr(value, "__await__"):
+                    value = await value
+                value = steps.send(value)
+        except StopIteration as done:
+            admission: Admission = done.value
+            return admission
 
     def address(self, state: RequestState) -> str:
         if state.address is None:
@@ -223,35 +232,18 @@ class Pipeline:
             state.request = factory(state.scope) if factory is not None else state.scope
         return state.request
 
-    async def deny(self, state: RequestState, verdict: Verdict) -> None:
-        """Answer the 429 of ``verdict``: the envelope rendered once per code, with this
+    async def refuse(self, state: RequestState, verdict: Verdict) -> None:
+        """Answer the 429 of ``verdict``: its envelope rendered once per code, with this
         request's Retry-After and rate-limit headers."""
-        now = time.time()
-        core = self.core
-        head = state.scope["method"] == "HEAD"
-        denial = core.denial(verdict)
-        retry = ("Retry-After", str(core.retry_after(verdict, now)))
-        if denial is None:  # a callable style renders each exception itself
-            exc = verdict.reported.exception(now) if verdict.reported else None
-            response, _ = core.render(exc, state.scope["method"], state.path)  # type: ignore[arg-type]
-            await send_envelope(state.send_own, response, core.rate_headers(verdict, now), head)
-            return
-        headers = [
-            *denial.raw_headers,
-            *encode_rate_headers([retry, *core.rate_headers(verdict, now)]),
-        ]
+        denial, extra = self.core.refusal(verdict, time.time())
+        headers = [*denial.raw_headers, *encode_rate_headers(extra)]
+        body = b"" if state.scope["method"] == "HEAD" else denial.body
         await state.send_own({"type": "http.response.start", "status": 429, "headers": headers})
-        await state.send_own({"type": "http.response.body", "body": b"" if head else denial.body})
+        await state.send_own({"type": "http.response.body", "body": body})
 
     async def deduct(self, state: RequestState) -> None:
         """Count the ``deduct_when`` limits whose predicate holds for the final status."""
-        counted = []
-        for item in state.deducts:
-            try:
-                if item.limit.options.deduct_when(state.status):  # type: ignore[misc]
-                    counted.append(item)
-            except Exception:
-                logger.exception("restfault: the deduct_when of %s failed", item.limit.name)
+        counted = self.core.counted_after(state.deducts, state.status)
         if counted:
             await self.limiter.deduct(counted)
 
@@ -293,16 +285,3 @@ class Dispatch:
         ):
             return
         await self.app(scope, receive, send)
-
-
-async def _drive(steps: Generator[Any, Any, list[PlanItem]]) -> list[PlanItem]:
-    """Run a plan, awaiting what the app's callables return when it is awaitable."""
-    try:
-        value = next(steps)
-        while True:
-            if hasattr(value, "__await__"):
-                value = await value
-            value = steps.send(value)
-    except StopIteration as done:
-        result: list[PlanItem] = done.value
-        return result

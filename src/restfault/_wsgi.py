@@ -11,18 +11,19 @@ to count ``deduct_when`` limits once the response is done.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ._core import Core
 from ._http import clean_headers, status_line
 from ._limiting import PlanItem, Verdict
-from ._logging import log_after_start, logger
-from ._policies import NO_ENDPOINT, EndpointRules
+from ._logging import log_after_start
+from ._policies import Admission, Check, Steps
+from ._registry import NO_ENDPOINT, EndpointRules
 from ._storage import SyncLimiter
 from ._translate import http_exception
 
-__all__ = ["Body", "Exchange", "admit", "answer", "denial_response", "discard", "finish", "respond"]
+__all__ = ["Body", "Exchange", "admit", "answer", "discard", "finish", "refusal", "respond"]
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -53,44 +54,30 @@ def admit(
 ) -> Verdict | None:
     """Decide this request's limits; the verdict (``.denied`` for a 429), or None."""
     environ = exchange.environ
-    method = environ.get("REQUEST_METHOD", "GET")
-    applicable = core.applicable(method, environ.get("PATH_INFO", ""), endpoint)
-    if not applicable.rules:
-        return None
 
     def address() -> str:
         return core.address_key(
             environ.get("REMOTE_ADDR"), lambda: environ.get("HTTP_X_FORWARDED_FOR")
         )
 
-    if applicable.simple is not None:
-        plan = core.simple_plan(applicable.simple, address())
-    else:
-        plan = _drive(core.plan(applicable, address, request or (lambda: environ)))
-    verdict = limiter.check(plan)
-    exchange.verdict = verdict
-    if verdict is None:
-        return None
-    if core.has_shadow:
-        core.observe(verdict, time.time())
-    if applicable.deducts and not verdict.denied:
-        exchange.deducts = [item for item in plan if item.limit.options.deduct_when is not None]
-    return verdict
+    steps = core.admit(
+        environ.get("REQUEST_METHOD", "GET"),
+        environ.get("PATH_INFO", ""),
+        endpoint,
+        address,
+        request or (lambda: environ),
+        time.time,
+    )
+    admission = _drive(steps, limiter)
+    exchange.verdict = admission.verdict
+    exchange.deducts = admission.deducts
+    return admission.verdict
 
 
-def denial_response(
-    core: Core, verdict: Verdict, method: str
-) -> tuple[int, list[tuple[str, str]], bytes]:
-    """The 429 of a denied verdict: status, headers (``Retry-After`` included; the
-    rate-limit headers are the caller's) and body, rendered once per limit code."""
-    now = time.time()
-    denial = core.denial(verdict)
-    if denial is None:  # a callable style renders each exception itself
-        exc = verdict.reported.exception(now) if verdict.reported else None
-        response, _ = core.render(exc, method, "")  # type: ignore[arg-type]
-        return response.status, response.headers, response.body
-    retry = ("Retry-After", str(core.retry_after(verdict, now)))
-    return denial.status, [*denial.headers, retry], denial.body
+def refusal(core: Core, verdict: Verdict) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The 429 of a denied verdict: status, every header and the body."""
+    denial, extra = core.refusal(verdict, time.time())
+    return denial.status, [*denial.headers, *extra], denial.body
 
 
 def answer(core: Core, exchange: Exchange, exc: BaseException) -> list[bytes]:
@@ -123,13 +110,7 @@ def finish(core: Core, limiter: SyncLimiter, exchange: Exchange) -> None:
     """After the response: count the ``deduct_when`` limits its final status asks for."""
     if not (exchange.deducts and exchange.status):
         return
-    counted = []
-    for item in exchange.deducts:
-        try:
-            if item.limit.options.deduct_when(exchange.status):  # type: ignore[misc]
-                counted.append(item)
-        except Exception:
-            logger.exception("restfault: the deduct_when of %s failed", item.limit.name)
+    counted = core.counted_after(exchange.deducts, exchange.status)
     exchange.deducts = []
     if counted:
         limiter.deduct(counted)
@@ -189,13 +170,16 @@ class Body:
             finish(self.core, self.limiter, self.exchange)
 
 
-def _drive(steps: Generator[Any, Any, list[PlanItem]]) -> list[PlanItem]:
-    """Run a plan; a WSGI adapter cannot await, so an awaitable from the app's callable
-    is a bug in the app (a 500), never silently a key or a limit."""
+def _drive(steps: Steps, limiter: SyncLimiter) -> Admission:
+    """Run an admission: evaluate its plan on the storage. A WSGI adapter cannot await,
+    so an awaitable from the app's callable is a bug in the app (a 500), never silently
+    a key or a limit."""
     try:
         value = next(steps)
         while True:
-            if hasattr(value, "__await__"):
+            if type(value) is Check:
+                value = limiter.check(value.plan)
+            elif hasattr(value, "__await__"):
                 close = getattr(value, "close", None)
                 if close is not None:
                     close()  # no "coroutine was never awaited" warning on top
@@ -205,5 +189,5 @@ def _drive(steps: Generator[Any, Any, list[PlanItem]]) -> list[PlanItem]:
                 )
             value = steps.send(value)
     except StopIteration as done:
-        result: list[PlanItem] = done.value
-        return result
+        admission: Admission = done.value
+        return admission

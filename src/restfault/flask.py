@@ -32,11 +32,11 @@ from ._core import Core
 from ._http import clean_headers, is_json_media_type
 from ._logging import logger
 from ._options import Options, Unpack
-from ._policies import NO_ENDPOINT, EndpointRules, endpoint_name, reachable
+from ._registry import NO_ENDPOINT, EndpointRules, endpoint_name, reachable
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import active_translations, http_exception
-from ._wsgi import EXCHANGE_KEY, Body, Exchange, admit, answer, denial_response
+from ._wsgi import EXCHANGE_KEY, Body, Exchange, admit, answer, refusal
 
 __all__ = ["RestFault"]
 
@@ -112,7 +112,8 @@ class RestFault(RoutedAdapter):
         if verdict is None or not verdict.denied:
             return None
         # The 429 rendered once per code; answered here rather than raised and caught.
-        status, headers, body = denial_response(core, verdict, request.method)
+        status, headers, body = refusal(core, verdict)
+        exchange.verdict = None  # its rate-limit headers are in ``headers``
         return current_app.response_class(body, status=status, headers=headers)
 
     def _endpoint_rules(self) -> EndpointRules:

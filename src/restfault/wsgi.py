@@ -30,8 +30,8 @@ from ._wsgi import (
     StartResponse,
     admit,
     answer,
-    denial_response,
     discard,
+    refusal,
     respond,
 )
 
@@ -76,9 +76,8 @@ class RestFaultMiddleware(Adapter):
             if core.limited:
                 verdict = admit(core, self.limiter, exchange)
                 if verdict is not None and verdict.denied:
-                    status, headers, body = denial_response(
-                        core, verdict, environ.get("REQUEST_METHOD", "")
-                    )
+                    status, headers, body = refusal(core, verdict)
+                    exchange.verdict = None  # its rate-limit headers are in ``headers``
                     respond(core, exchange, status, headers)
                     return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
             result: Iterable[bytes] = self.app(environ, hold_errors)
