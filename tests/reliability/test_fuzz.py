@@ -32,7 +32,7 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-EXEMPT = {"/api/v2/health", "/api/v2/openapi.json"}
+EXEMPT = {"/api/v2/health"}
 HOP_BY_HOP = {
     "content-length",
     "transfer-encoding",
@@ -79,6 +79,10 @@ PATHS = [
     "/api/v2/db/_proc/{}",
     "/api/v2/email",
     "/api/v2/boom",
+    "/api/v2/user/session",
+    "/api/v2/user/profile",
+    "/api/v2/auth/refresh",
+    "/api/v2/user/{}",
     "/api/v2/{}",
     "/{}",
     "/api/v2/health/{}",
@@ -155,7 +159,15 @@ headers = st.lists(
         st.tuples(st.sampled_from([b"X-API-Key", b"X-DreamFactory-API-Key"]), keys),
         st.tuples(st.just(b"Content-Type"), content_types),
         st.tuples(
-            st.sampled_from([b"X-Forwarded-For", b"Authorization", b"Cookie", b"Accept"]),
+            st.sampled_from(
+                [
+                    b"X-Forwarded-For",
+                    b"Authorization",
+                    b"X-DreamFactory-Session-Token",
+                    b"Cookie",
+                    b"Accept",
+                ]
+            ),
             header_value,
         ),
         st.tuples(token.map(str.encode), header_value),
@@ -199,6 +211,8 @@ bodies = st.one_of(
     json_values.map(_json),
     records,
     st.fixed_dictionaries({"to": any_text, "subject": any_text}).map(_json),
+    st.fixed_dictionaries({"email": any_text, "password": any_text}).map(_json),
+    st.fixed_dictionaries({"refreshToken": st.one_of(any_text, json_values)}).map(_json),
     st.sampled_from(
         [
             b'{"resource": "\xff\xfe"}',
@@ -241,6 +255,9 @@ OPERATIONS = [
     ("GET", "/api/v2/db/_proc/{}"),
     ("POST", "/api/v2/email"),
     ("GET", "/api/v2/boom"),
+    ("POST", "/api/v2/user/session"),
+    ("GET", "/api/v2/user/profile"),
+    ("POST", "/api/v2/auth/refresh"),
 ]
 
 
@@ -342,7 +359,10 @@ def test_hostile_requests_always_get_the_envelope(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", ["/api/v2/db/_table/contacts", "/api/v2/email"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v2/db/_table/contacts", "/api/v2/email", "/api/v2/user/session", "/api/v2/auth/refresh"],
+)
 def test_every_hostile_body_on_the_write_endpoints(
     launch: Callable[..., Server], fuzz_app: str, path: str
 ) -> None:

@@ -72,7 +72,8 @@ def example_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., An
     clients: list[Any] = []
 
     def make(app: str, **env: str) -> Any:
-        for name, value in {"RESTFAULT_DEFAULT_LIMITS": "5/minute", **env}.items():
+        limits = {"RESTFAULT_DEFAULT_LIMITS": "5/minute", "RESTFAULT_ADMIN_LIMITS": "5/minute"}
+        for name, value in {**limits, **env}.items():
             monkeypatch.setenv(name, value)
         if app == "starlette":
             from examples.starlette_app.app import create_app as create_starlette

@@ -104,6 +104,7 @@ def test_redis_faults_under_load(app: str, redis_with_password: Server) -> None:
     env = {
         "RESTFAULT_STORAGE_URI": f"redis://:{PASSWORD}@{HOST}:{redis.port}/0",
         "RESTFAULT_DEFAULT_LIMITS": f"{L}/minute",
+        "RESTFAULT_ADMIN_LIMITS": f"{L}/minute",  # sk_demo's plan
     }
     figures: dict[str, object] = {}
     bursts: list[tuple[str, Raw]] = []
