@@ -14,11 +14,14 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -31,11 +34,27 @@ SHOWN_HEADERS = (
     "x-ratelimit-limit",
     "x-ratelimit-remaining",
     "x-ratelimit-reset",
+    "x-request-id",
 )
 # Headers that may differ between the servers without the apps disagreeing.
 COMPARED_HEADERS = ("content-type", "allow", "retry-after", "x-ratelimit-limit")
+# Values each server makes up: the same answer may hold different ones.
+RANDOM = ("session_token", "refresh_token", "accessToken", "request_id")
 
-Request = tuple[str, str, dict[str, str], str | None]  # method, path, headers, body
+# method, path, headers, body; "{session_token}" and the like in a header or the body
+# stand for that value of the server's latest answer that held one.
+Request = tuple[str, str, dict[str, str], str | None]
+
+
+@dataclass
+class Wait:
+    """A pause between two requests (a token's lifetime running out)."""
+
+    seconds: float
+    why: str
+
+
+Step = Request | Wait
 
 
 def free_port() -> int:
@@ -99,26 +118,48 @@ def shown(response: httpx.Response) -> str:
     return "\n".join(lines)
 
 
+def filled(text: str, values: dict[str, Any]) -> str:
+    for name, value in values.items():
+        text = text.replace(f"{{{name}}}", str(value))
+    return text
+
+
 def answer(response: httpx.Response) -> tuple[int, object, list[str | None]]:
     body = json.loads(response.content) if response.content else None
+    if isinstance(body, dict):
+        body = {k: "<random>" if k in RANDOM else v for k, v in body.items()}
     return response.status_code, body, [response.headers.get(h) for h in COMPARED_HEADERS]
 
 
-def section(title: str, env: dict[str, str], requests: list[Request]) -> None:
-    setting = ", ".join(f"`{k}={v}`" for k, v in env.items()) or "every setting at its default"
-    print(f"## {title}\n\n{setting}\n")
+def section(title: str, env: dict[str, str], steps: list[Step], setting: str | None = None) -> None:
+    setting = setting or ", ".join(f"`{k}={v}`" for k, v in env.items())
+    print(f"## {title}\n\n{setting or 'every setting at its default'}\n")
     with serving("starlette", env) as starlette_url, serving("flask", env) as flask_url:
-        for method, path, headers, body in requests:
-            sent = dict(headers)
-            if body is not None:
-                sent["Content-Type"] = "application/json"
-            replies = [
-                httpx.request(method, url + path, headers=sent, content=body, timeout=10)
-                for url in (starlette_url, flask_url)
-            ]
+        # what each server's answers held so far: its own tokens
+        remembered: list[dict[str, Any]] = [{}, {}]
+        for step in steps:
+            if isinstance(step, Wait):
+                print(f"*({step.why}: {step.seconds:g} seconds later)*\n")
+                time.sleep(step.seconds)
+                continue
+            method, path, headers, body = step
+            sent: list[tuple[dict[str, str], str | None]] = []
+            replies = []
+            for url, values in zip((starlette_url, flask_url), remembered, strict=True):
+                sent_headers = {k: filled(v, values) for k, v in headers.items()}
+                if body is not None:
+                    sent_headers["Content-Type"] = "application/json"
+                content = filled(body, values) if body is not None else None
+                sent.append((sent_headers, content))
+                reply = httpx.request(method, url + path, headers=sent_headers, content=content)
+                replies.append(reply)
+                if reply.headers.get("content-type") == "application/json":
+                    document = reply.json()
+                    if isinstance(document, dict):
+                        values.update({k: v for k, v in document.items() if k in RANDOM})
             same = answer(replies[0]) == answer(replies[1])
             print("```console")
-            print(curl(method, path, sent, body))
+            print(curl(method, path, *sent[0]))
             print(shown(replies[0]))
             print("```")
             if same:
@@ -202,6 +243,7 @@ def main() -> None:
         {
             "RESTFAULT_STYLE": "problem",
             "RESTFAULT_DEFAULT_LIMITS": "3/minute",
+            "RESTFAULT_ADMIN_LIMITS": "10/minute",
             "RESTFAULT_EMAIL_LIMITS": "2/minute",
         },
         [
@@ -216,6 +258,43 @@ def main() -> None:
             ("GET", TABLE, ADMIN, None),
         ],
     )
+    ada = '{"email": "ada@example.com", "password": "lovelace"}'
+    wrong = '{"email": "ada@example.com", "password": "hopper"}'
+    bearer = {**USER, "Authorization": "Bearer {session_token}"}
+    refreshed = {**USER, "Authorization": "Bearer {accessToken}"}
+    section(
+        "Users and sessions (bkend style)",
+        {
+            "RESTFAULT_STYLE": "bkend",
+            "EXAMPLE_SESSION_TTL": "2",
+            "RESTFAULT_LOGIN_LIMITS": "2/15minutes",
+        },
+        [
+            ("POST", "/api/v2/user/session", USER, ada),
+            ("GET", "/api/v2/user/profile", bearer, None),
+            Wait(2.5, "the session token's 2 seconds run out"),
+            ("GET", "/api/v2/user/profile", bearer, None),
+            ("POST", "/api/v2/auth/refresh", USER, '{"refreshToken": "{refresh_token}"}'),
+            ("GET", "/api/v2/user/profile", refreshed, None),
+            ("GET", "/api/v2/user/profile", {**USER, "X-DreamFactory-Session-Token": "x"}, None),
+            ("POST", "/api/v2/user/session", USER, wrong),
+            ("POST", "/api/v2/user/session", USER, wrong),
+            ("POST", "/api/v2/user/session", USER, ada),
+        ],
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        flag = Path(directory, "maintenance")
+        flag.write_text("120\n")
+        section(
+            "Maintenance",
+            {"EXAMPLE_MAINTENANCE_FILE": str(flag)},
+            [
+                ("GET", "/api/v2/health", {}, None),
+                ("GET", TABLE, USER, None),
+                ("POST", "/api/v2/user/session", USER, ada),
+            ],
+            setting="`EXAMPLE_MAINTENANCE_FILE` names a file that holds `120`",
+        )
     section(
         "Debug on (never in production)",
         {"RESTFAULT_DEBUG": "1"},
