@@ -54,6 +54,11 @@ def admit(
 ) -> Verdict | None:
     """Decide this request's limits; the verdict (``.denied`` for a 429), or None."""
     environ = exchange.environ
+    if core.requests_to_inspect > 0:
+        core.inspect_request(
+            bool(environ.get("wsgi.multiprocess")),  # gunicorn -w 2 and more
+            "HTTP_X_FORWARDED_FOR" in environ or "HTTP_FORWARDED" in environ,
+        )
 
     def address() -> str:
         return core.address_key(
