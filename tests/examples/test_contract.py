@@ -8,6 +8,7 @@ of its own, so the tests do not depend on each other's data.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
 import re
@@ -645,3 +646,47 @@ def test_example_db_is_created_and_seeded_only_when_missing(
     module.create_app()  # the file exists: used as it is, not seeded again
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT id FROM contacts").fetchall() == [(1,)]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_passwords_and_tokens_are_stored_as_hashes(
+    app: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    module = importlib.import_module(f"examples.{app}_app.app")
+    path = tmp_path / "example.sqlite3"
+    monkeypatch.setenv("EXAMPLE_DB", str(path))
+    created = module.create_app()
+    client = TestClient(created) if app == "starlette" else created.test_client()
+    login = {"email": "ada@example.com", "password": "lovelace"}
+    response = client.post(LOGIN, json=login, headers={"X-API-Key": "pk_demo"})
+    tokens = json.loads(response.data if app == "flask" else response.content)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        users = dict(conn.execute("SELECT email, password FROM users").fetchall())
+        stored_tokens = conn.execute("SELECT digest, kind FROM tokens").fetchall()
+    assert set(users) == {"ada@example.com", "grace@example.com"}
+    for stored, password in zip(users.values(), ("lovelace", "hopper"), strict=True):
+        assert password not in stored
+        *cost, salt, digest = stored.split("$")
+        assert cost == ["scrypt", "16384", "8", "1"]
+        assert (len(bytes.fromhex(salt)), len(bytes.fromhex(digest))) == (16, 64)
+    assert len({stored.split("$")[4] for stored in users.values()}) == 2  # salted
+    assert sorted(stored_tokens, key=lambda row: row[1]) == [
+        (hashlib.sha256(tokens["refresh_token"].encode()).hexdigest(), "refresh"),
+        (hashlib.sha256(tokens["session_token"].encode()).hexdigest(), "session"),
+    ]
+
+
+@pytest.mark.parametrize("app", APPS)
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("EXAMPLE_SESSION_TTL", "15m"), ("EXAMPLE_REFRESH_TTL", "-1"), ("EXAMPLE_SESSION_TTL", "1.5")],
+)
+def test_a_lifetime_is_a_whole_number_of_seconds(
+    app: str, name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = importlib.import_module(f"examples.{app}_app.app")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f"{name}='{re.escape(value)}' must be a whole number"):
+        module.create_app()
