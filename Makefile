@@ -27,6 +27,7 @@ demo: install
 	@echo "  curl -i http://$(HOST):$(PORT)/api/v2/db/_table/Contacts -H 'X-API-Key: pk_demo'"
 	@echo "  curl -i -X POST http://$(HOST):$(PORT)/api/v2/db/_table/contacts -H 'X-API-Key: pk_demo' -d '{bad'"
 	@echo "  curl -i http://$(HOST):$(PORT)/api/v2/boom -H 'X-API-Key: pk_demo'"
+	@echo "  curl -i http://$(HOST):$(PORT)/api/v2/user/session -H 'X-API-Key: pk_demo' -d '{\"email\": \"ada@example.com\", \"password\": \"lovelace\"}'"
 	HOST=$(HOST) PORT=$(PORT) RESTFAULT_STORAGE_URI=memory:// $(PY) examples/starlette_app/app.py
 
 demo-flask: install
