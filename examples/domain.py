@@ -41,7 +41,7 @@ from restfault import (
 )
 from restfault.openapi import with_error_responses
 
-__all__ = ["ExampleApi", "Settings", "unique_constraint"]
+__all__ = ["ExampleApi", "Settings", "bearer_token", "unique_constraint"]
 
 Role = Literal["admin", "user"]
 BatchMode = Literal["halt", "continue", "rollback"]
