@@ -17,7 +17,9 @@ The whole tree::
 
     ConfigurationError (ValueError)    a bad option, raised at start-up
 
-Status, code and message are class attributes; an instance may override each.
+Status, code and message are class attributes; an instance may override each. Context
+and headers have class defaults too, so a subclass whose ``__init__`` never calls ours
+(a ``@dataclass``, frozen or not) is still a whole RestException.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -43,6 +45,9 @@ __all__ = [
     "ServiceUnavailableException",
     "TooManyRequestsException",
     "UnauthorizedException",
+    "chain",
+    "header_field",
+    "header_fields",
     "reason_phrase",
     "status_code_name",
 ]
@@ -81,6 +86,63 @@ def status_code_name(status: int) -> str:
     return re.sub(r"[^A-Z0-9]+", "_", reason_phrase(status).upper()).strip("_")
 
 
+# RFC 9110 §5.6.2: a field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# What no field value can carry (RFC 9110 §5.5): control characters but HTAB (CR and LF
+# would start a field of their own) and anything outside Latin-1.
+_UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
+
+
+def _blank(match: re.Match[str]) -> str:
+    return " " if match.group() <= "\x7f" else "?"
+
+
+def header_field(name: object, value: object) -> tuple[str, str]:
+    r"""One response header as a ``(name, value)`` pair of str fit for the wire.
+
+    An int value becomes its decimal text. Characters a field value cannot carry (control
+    characters, which could start a header of their own, and anything outside Latin-1) are
+    blanked to a space or ``?`` rather than refused: values often echo client input. A
+    name that is not a str token (RFC 9110 §5.1), or a value that is neither str nor int,
+    is a bug in the app: TypeError or ValueError, naming the header.
+
+    >>> header_field("Retry-After", 5)
+    ('Retry-After', '5')
+    >>> header_field("X-Echo", "a\r\nSet-Cookie: x")
+    ('X-Echo', 'a  Set-Cookie: x')
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"header names are str, not {type(name).__name__}: {name!r}")
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"{name!r} is not a header name (an RFC 9110 token)")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return name, str(int(value))
+    if not isinstance(value, str):
+        raise TypeError(
+            f"header {name!r} has a {type(value).__name__} value ({value!r}): "
+            "header values are str or int"
+        )
+    if _UNSAFE_VALUE.search(value):
+        value = _UNSAFE_VALUE.sub(_blank, value)
+    return name, value
+
+
+def header_fields(
+    headers: Mapping[str, str | int] | Iterable[tuple[str, str | int]] | None,
+) -> dict[str, str]:
+    """``headers`` (a mapping or pairs) as a dict made by :func:`header_field`."""
+    if not headers:
+        return {}
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return dict(header_field(name, value) for name, value in pairs)
+
+
+def chain(exc: BaseException, cause: BaseException) -> None:
+    """Set ``exc.__cause__`` as ``raise exc from cause`` does, even when ``exc`` is a frozen
+    dataclass (its generated ``__setattr__`` refuses every attribute, ``__cause__`` too)."""
+    object.__setattr__(exc, "__cause__", cause)
+
+
 class ConfigurationError(ValueError):
     """A restfault option has a value it cannot use; raised when the adapter is created."""
 
@@ -88,12 +150,33 @@ class ConfigurationError(ValueError):
 class RestException(Exception):
     """Base of every error that renders as an envelope.
 
-    >>> raise NotFoundException("Table 'posts' not found", code="TABLE_NOT_FOUND")
+    >>> exc = NotFoundException("Table 'posts' not found", code="TABLE_NOT_FOUND")
+    >>> exc.status_code, exc.code, exc.message
+    (404, 'TABLE_NOT_FOUND', "Table 'posts' not found")
+
+    ``headers`` are sent with the envelope; an int value is sent as its decimal text, and
+    a name that is no header name or a value of another type raises at once:
+
+    >>> BadRequestException(headers={"X-Retry": 5}).headers
+    {'X-Retry': '5'}
+    >>> BadRequestException(headers={"X-Retry": 2.5})
+    Traceback (most recent call last):
+      ...
+    TypeError: header 'X-Retry' has a float value (2.5): header values are str or int
     """
 
     status_code: int = 500
     code: str = "INTERNAL_SERVER_ERROR"
     message: str = "Internal Server Error"
+    # Defaults for a subclass whose __init__ never calls ours (a @dataclass): no context,
+    # and an empty dict of headers made per instance (a cached_property writes the
+    # instance's __dict__ directly, so a frozen dataclass gets one too).
+    context: Any = None
+
+    @functools.cached_property
+    def headers(self) -> dict[str, str]:
+        """Headers sent with the envelope (``Retry-After``, ``WWW-Authenticate``...)."""
+        return {}
 
     def __init__(
         self,
@@ -101,7 +184,7 @@ class RestException(Exception):
         *,
         code: str | None = None,
         context: Any = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str | int] | None = None,
         status_code: int | None = None,
     ) -> None:
         if status_code is not None:
@@ -117,7 +200,7 @@ class RestException(Exception):
         if code is not None:
             self.code = str(code)
         self.context = context
-        self.headers: dict[str, str] = dict(headers) if headers else {}
+        self.headers = header_fields(headers)
         super().__init__(self.message)
 
     def __repr__(self) -> str:
@@ -134,16 +217,16 @@ class _RetryAfter(RestException):
         retry_after: float | None = None,
         code: str | None = None,
         context: Any = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str | int] | None = None,
         status_code: int | None = None,
     ) -> None:
-        super().__init__(
-            message, code=code, context=context, headers=headers, status_code=status_code
-        )
         self.retry_after: int | None = None
         if retry_after is not None:
             self.retry_after = max(0, math.ceil(retry_after))
-            self.headers["Retry-After"] = str(self.retry_after)
+            headers = {**(headers or {}), "Retry-After": self.retry_after}
+        super().__init__(
+            message, code=code, context=context, headers=headers, status_code=status_code
+        )
 
 
 class BadRequestException(RestException):
@@ -175,7 +258,7 @@ class BatchException(BadRequestException):
         resource: list[Any] | None = None,
         rolled_back: bool = False,
         code: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str | int] | None = None,
     ) -> None:
         self.errors = list(errors)
         self.resource = resource

@@ -8,7 +8,9 @@ Three sources, tried in order:
 3. a framework HTTP exception (Starlette's or werkzeug's), keeping status, message and
    the headers that matter. Neither framework is imported unless it is installed.
 
-Anything else is unexpected: ``None`` here, a bare 500 in the renderer.
+What comes out is checked once, here, so that everything after (renderer, batches, logs)
+reads plain, valid fields. Anything else is unexpected: ``None`` here, a bare 500 in the
+renderer.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from ._errors import (
     ConfigurationError,
     InvalidJsonException,
     RestException,
+    chain,
+    header_field,
     reason_phrase,
     status_code_name,
 )
 
-__all__ = ["Translations", "active_translations", "to_rest_exception"]
+__all__ = ["Translations", "active_translations", "to_rest_exception", "well_formed"]
 
 logger = logging.getLogger("restfault")
 
@@ -38,8 +42,8 @@ Translation = Callable[[Any], RestException]
 E = TypeVar("E", bound=BaseException)
 
 # Headers of a framework exception that describe the body the envelope replaces (notably
-# werkzeug's text/html Content-Type, or the gzip encoding of a converted error page);
-# every other header (Allow, WWW-Authenticate, Retry-After, the app's own) is kept.
+# werkzeug's text/html Content-Type, the gzip encoding or the digest of a converted error
+# page); every other header (Allow, WWW-Authenticate, Retry-After, the app's own) is kept.
 _BODY_HEADERS = frozenset(
     {
         "content-type",
@@ -48,8 +52,16 @@ _BODY_HEADERS = frozenset(
         "content-encoding",
         "content-range",
         "content-disposition",
+        "content-location",
+        "content-md5",
+        "content-digest",
+        "repr-digest",
+        "digest",
     }
 )
+# ...except on a 416, whose Content-Range ("bytes */N") gives the length of the whole
+# representation, not of its body (RFC 9110 §15.5.17).
+_STATUS_HEADERS = {416: frozenset({"content-range"})}
 
 
 class Translations:
@@ -119,7 +131,7 @@ def to_rest_exception(
 ) -> RestException | None:
     """The RestException ``exc`` stands for, or ``None`` when it is unexpected."""
     if isinstance(exc, RestException):
-        return exc
+        return well_formed(exc)
     invalid_json = _invalid_request_json(exc)
     if invalid_json is not None:
         return invalid_json
@@ -133,12 +145,97 @@ def to_rest_exception(
                     f"{type(translated).__name__}, not a RestException"
                 )
             if translated.__cause__ is None:
-                translated.__cause__ = exc
-            return translated
+                chain(translated, exc)
+            return well_formed(translated)
     for exc_type, convert in _framework_converters():
         if isinstance(exc, exc_type):
             return convert(exc)
     return None
+
+
+_UNREADABLE = object()
+
+
+def well_formed(exc: RestException) -> RestException | None:
+    """``exc`` itself when an envelope can be made of its fields as they are.
+
+    Otherwise the app's exception class has a bug (a property that raises, a code that is
+    no str, a header mutated into an int after construction...): logged at ERROR, and
+    answered with a plain RestException holding what could be used, the rest defaulted
+    from the status — or ``None`` (an unexpected error, a 500) when it has no error status.
+    """
+    problems: list[str] = []
+    failure: BaseException | None = None
+
+    def read(name: str) -> Any:
+        nonlocal failure
+        try:
+            return getattr(exc, name)
+        except Exception as error:
+            problems.append(f"reading {name} raised {type(error).__name__}")
+            failure = failure or error
+            return _UNREADABLE
+
+    status = read("status_code")
+    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+        if status is not _UNREADABLE:
+            problems.append(f"status_code is {status!r}, not an int from 400 to 599")
+        logger.error(
+            "restfault: %s is answered as an unexpected error: %s",
+            type(exc).__name__,
+            "; ".join(problems),
+            exc_info=failure,
+        )
+        return None
+    code, message, context, headers = map(read, ("code", "message", "context", "headers"))
+    if not isinstance(code, str):
+        if code is not _UNREADABLE:
+            problems.append(f"code is {type(code).__name__}, not str")
+        code = status_code_name(status)
+    if not isinstance(message, str):
+        if message is not _UNREADABLE:
+            problems.append(f"message is {type(message).__name__}, not str")
+        message = reason_phrase(status)
+    if context is _UNREADABLE:
+        context = None
+    fields = _usable_headers(headers, problems)
+    if not problems:
+        return exc
+    logger.error(
+        "restfault: %s is not a well-formed RestException (%s); answered %d without what "
+        "could not be used",
+        type(exc).__name__,
+        "; ".join(problems),
+        status,
+        exc_info=failure,
+    )
+    mended = RestException(message, code=code, context=context, headers=fields, status_code=status)
+    chain(mended, exc)
+    return mended
+
+
+def _usable_headers(headers: Any, problems: list[str]) -> dict[str, str]:
+    """The fields of ``headers`` that ``header_field`` leaves as they are; ``problems``
+    says what else there was."""
+    if headers is _UNREADABLE:
+        return {}
+    if not isinstance(headers, Mapping):
+        problems.append(f"headers is {type(headers).__name__}, not a mapping")
+        return {}
+    usable: dict[str, str] = {}
+    try:
+        for name, value in headers.items():
+            try:
+                field = header_field(name, value)
+            except (TypeError, ValueError) as error:
+                problems.append(f"header dropped: {error}")
+                continue
+            if field != (name, value):
+                problems.append(f"header {name!r} sent as {field[1]!r}, not {value!r}")
+            usable[field[0]] = field[1]
+    except Exception as error:
+        problems.append(f"reading headers raised {type(error).__name__}")
+    return usable
 
 
 def http_exception(
@@ -146,9 +243,15 @@ def http_exception(
 ) -> RestException:
     """A RestException for a bare HTTP status, keeping the headers that matter."""
     kept: dict[str, str] = {}
+    keep_anyway = _STATUS_HEADERS.get(status, frozenset())
     for name, value in headers:
-        if name.lower() in _BODY_HEADERS:
+        lowered = name.lower()
+        if lowered in _BODY_HEADERS and lowered not in keep_anyway:
             continue
+        try:
+            name, value = header_field(name, value)
+        except (TypeError, ValueError):
+            continue  # no server could send it either: the envelope goes without it
         # A repeated list-valued field (two WWW-Authenticate challenges) is one field with
         # both values (RFC 9110 §5.3); Set-Cookie cannot be joined, and keeps the last.
         previous = kept.get(name)
