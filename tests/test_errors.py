@@ -241,8 +241,45 @@ def test_header_values(
             "'X-A\\r\\nSet-Cookie' is not a header name (an RFC 9110 token)",
         ),
         ({"": "v"}, ValueError, "'' is not a header name (an RFC 9110 token)"),
+        (
+            {"Content-Type": "text/plain"},
+            ValueError,
+            "'Content-Type' describes the envelope's body, which restfault writes "
+            "(a style chooses its content type)",
+        ),
+        (
+            {"content-length": 3},
+            ValueError,
+            "'content-length' describes the envelope's body, which restfault writes "
+            "(a style chooses its content type)",
+        ),
+        (
+            {"Transfer-Encoding": "chunked"},
+            ValueError,
+            "'Transfer-Encoding' describes the envelope's body, which restfault writes "
+            "(a style chooses its content type)",
+        ),
+        (
+            {"Content-Encoding": "gzip"},
+            ValueError,
+            "'Content-Encoding' describes the envelope's body, which restfault writes "
+            "(a style chooses its content type)",
+        ),
     ],
-    ids=["bool", "float", "none", "bytes", "int-name", "space", "crlf", "empty"],
+    ids=[
+        "bool",
+        "float",
+        "none",
+        "bytes",
+        "int-name",
+        "space",
+        "crlf",
+        "empty",
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "content-encoding",
+    ],
 )
 def test_header_a_response_cannot_carry_is_refused_at_construction(
     headers: dict[Any, Any], error: type[Exception], text: str

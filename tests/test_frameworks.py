@@ -696,6 +696,13 @@ BROKEN_SHAPES: list[tuple[Callable[[], BaseException], int, Any, dict[str, str],
         "header dropped: 'X-Bad Name' is not a header name (an RFC 9110 token); header "
         "dropped: header 'X-None' has a NoneType value (None): header values are str or int",
     ),
+    (
+        lambda: mutated_headers(**{"Content-Type": "text/plain", "Content-Length": "3"}),
+        404,
+        {"error": "TABLE_NOT_FOUND", "message": "Not Found"},
+        {"x-kept": "yes"},
+        "header dropped: 'Content-Type' describes the envelope's body, which restfault writes",
+    ),
     (lambda: StatusIs(200), 500, INTERNAL, {}, "status_code is 200, not an int from 400 to 599"),
     (
         lambda: StatusIs("404"),
@@ -717,6 +724,7 @@ BROKEN_SHAPES: list[tuple[Callable[[], BaseException], int, Any, dict[str, str],
         "context-raises",
         "header-int",
         "header-unsendable",
+        "header-of-the-body",
         "status-200",
         "status-str",
     ],
@@ -740,6 +748,8 @@ def test_an_exception_with_broken_fields_still_gets_an_envelope(
 
     assert (reply.status, reply.json()) == (status, body)
     assert {k: v for k, v in reply.headers.items() if k.startswith("x-")} == headers
+    assert reply.headers.get_list("content-type") == ["application/json"]
+    assert reply.headers.get_list("content-length") == [str(len(reply.body))]
     errors = [r.getMessage() for r in restfault_records(restfault_log) if r.levelno >= 40]
     assert any(logged in message for message in errors), errors
 

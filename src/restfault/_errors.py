@@ -93,6 +93,13 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
 
 
+# Headers of the envelope's own body, which restfault writes: an exception's copy would
+# be a second, conflicting Content-Length or Content-Type on the response.
+_ENVELOPE_HEADERS = frozenset(
+    {"content-type", "content-length", "transfer-encoding", "content-encoding"}
+)
+
+
 def _blank(match: re.Match[str]) -> str:
     return " " if match.group() <= "\x7f" else "?"
 
@@ -103,8 +110,10 @@ def header_field(name: object, value: object) -> tuple[str, str]:
     An int value becomes its decimal text. Characters a field value cannot carry (control
     characters, which could start a header of their own, and anything outside Latin-1) are
     blanked to a space or ``?`` rather than refused: values often echo client input. A
-    name that is not a str token (RFC 9110 §5.1), or a value that is neither str nor int,
-    is a bug in the app: TypeError or ValueError, naming the header.
+    name that is not a str token (RFC 9110 §5.1) or one of the envelope's own body headers
+    (``Content-Type``, ``Content-Length``, ``Transfer-Encoding``, ``Content-Encoding``),
+    or a value that is neither str nor int, is a bug in the app: TypeError or ValueError,
+    naming the header.
 
     >>> header_field("Retry-After", 5)
     ('Retry-After', '5')
@@ -115,6 +124,11 @@ def header_field(name: object, value: object) -> tuple[str, str]:
         raise TypeError(f"header names are str, not {type(name).__name__}: {name!r}")
     if not _TOKEN.fullmatch(name):
         raise ValueError(f"{name!r} is not a header name (an RFC 9110 token)")
+    if name.lower() in _ENVELOPE_HEADERS:
+        raise ValueError(
+            f"{name!r} describes the envelope's body, which restfault writes "
+            "(a style chooses its content type)"
+        )
     if isinstance(value, int) and not isinstance(value, bool):
         return name, str(int(value))
     if not isinstance(value, str):
