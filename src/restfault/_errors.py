@@ -46,6 +46,7 @@ __all__ = [
     "TooManyRequestsException",
     "UnauthorizedException",
     "chain",
+    "check_header_name",
     "header_field",
     "header_fields",
     "reason_phrase",
@@ -91,8 +92,6 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # What no field value can carry (RFC 9110 §5.5): control characters but HTAB (CR and LF
 # would start a field of their own) and anything outside Latin-1.
 _UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
-
-
 # Headers of the envelope's own body, which restfault writes: an exception's copy would
 # be a second, conflicting Content-Length or Content-Type on the response.
 _ENVELOPE_HEADERS = frozenset(
@@ -122,13 +121,7 @@ def header_field(name: object, value: object) -> tuple[str, str]:
     """
     if not isinstance(name, str):
         raise TypeError(f"header names are str, not {type(name).__name__}: {name!r}")
-    if not _TOKEN.fullmatch(name):
-        raise ValueError(f"{name!r} is not a header name (an RFC 9110 token)")
-    if name.lower() in _ENVELOPE_HEADERS:
-        raise ValueError(
-            f"{name!r} describes the envelope's body, which restfault writes "
-            "(a style chooses its content type)"
-        )
+    check_header_name(name)
     if isinstance(value, int) and not isinstance(value, bool):
         return name, str(int(value))
     if not isinstance(value, str):
@@ -136,9 +129,23 @@ def header_field(name: object, value: object) -> tuple[str, str]:
             f"header {name!r} has a {type(value).__name__} value ({value!r}): "
             "header values are str or int"
         )
-    if _UNSAFE_VALUE.search(value):
+    # Printable ASCII, by far the most common value, needs no regular expression.
+    if not (value.isascii() and value.isprintable()) and _UNSAFE_VALUE.search(value):
         value = _UNSAFE_VALUE.sub(_blank, value)
     return name, value
+
+
+# The same few names come back on every error (Retry-After, WWW-Authenticate...).
+@functools.lru_cache(maxsize=256)
+def check_header_name(name: str) -> None:
+    """ValueError unless ``name`` may name a header of an envelope (see header_field)."""
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"{name!r} is not a header name (an RFC 9110 token)")
+    if name.lower() in _ENVELOPE_HEADERS:
+        raise ValueError(
+            f"{name!r} describes the envelope's body, which restfault writes "
+            "(a style chooses its content type)"
+        )
 
 
 def header_fields(

@@ -29,6 +29,7 @@ from ._errors import (
     InvalidJsonException,
     RestException,
     chain,
+    check_header_name,
     header_field,
     reason_phrase,
     status_code_name,
@@ -59,9 +60,6 @@ _BODY_HEADERS = frozenset(
         "digest",
     }
 )
-# ...except on a 416, whose Content-Range ("bytes */N") gives the length of the whole
-# representation, not of its body (RFC 9110 §15.5.17).
-_STATUS_HEADERS = {416: frozenset({"content-range"})}
 
 
 class Translations:
@@ -164,6 +162,37 @@ def well_formed(exc: RestException) -> RestException | None:
     answered with a plain RestException holding what could be used, the rest defaulted
     from the status — or ``None`` (an unexpected error, a 500) when it has no error status.
     """
+    try:
+        status, code, message, headers = exc.status_code, exc.code, exc.message, exc.headers
+        exc.context  # noqa: B018 - only whether it can be read
+    except Exception:
+        return _mended(exc)
+    if (
+        type(status) is int
+        and 400 <= status <= 599
+        and isinstance(code, str)
+        and isinstance(message, str)
+        and (not headers or _sendable(headers))
+    ):
+        return exc
+    return _mended(exc)
+
+
+def _sendable(headers: Any) -> bool:
+    """A quick check that ``header_field`` would leave every header as it is: printable
+    ASCII values only (anything else is for ``_mended`` to decide)."""
+    try:
+        for name, value in headers.items():
+            if type(value) is not str or not (value.isascii() and value.isprintable()):
+                return False
+            check_header_name(name)
+    except Exception:
+        return False
+    return True
+
+
+def _mended(exc: RestException) -> RestException | None:
+    """What ``well_formed`` answers for an exception it cannot use as it is."""
     problems: list[str] = []
     failure: BaseException | None = None
 
@@ -199,11 +228,11 @@ def well_formed(exc: RestException) -> RestException | None:
     if context is _UNREADABLE:
         context = None
     fields = _usable_headers(headers, problems)
-    if not problems:
+    if not problems:  # only _sendable's quick check said no (a Latin-1 value, a str subclass)
         return exc
     logger.error(
-        "restfault: %s is not a well-formed RestException (%s); answered %d without what "
-        "could not be used",
+        "restfault: %s is not a well-formed RestException (%s); answered %d with what "
+        "could be used",
         type(exc).__name__,
         "; ".join(problems),
         status,
@@ -243,10 +272,11 @@ def http_exception(
 ) -> RestException:
     """A RestException for a bare HTTP status, keeping the headers that matter."""
     kept: dict[str, str] = {}
-    keep_anyway = _STATUS_HEADERS.get(status, frozenset())
     for name, value in headers:
         lowered = name.lower()
-        if lowered in _BODY_HEADERS and lowered not in keep_anyway:
+        # ...but a 416's Content-Range ("bytes */N") gives the length of the whole
+        # representation, not of the body replaced (RFC 9110 §15.5.17).
+        if lowered in _BODY_HEADERS and not (status == 416 and lowered == "content-range"):
             continue
         try:
             name, value = header_field(name, value)
