@@ -664,8 +664,27 @@ class ContextFails(NotFoundException):
         raise RuntimeError("the context property is broken")
 
 
+@dataclasses.dataclass
+class StatusFails(NotFoundException):
+    table: str = "posts"
+
+    @property  # type: ignore[override]
+    def status_code(self) -> int:
+        raise RuntimeError("the status_code property is broken")
+
+
 class CodeIsNone(NotFoundException):
     code = None  # type: ignore[assignment]
+
+
+class MessageIsNone(NotFoundException):
+    message = None  # type: ignore[assignment]
+
+
+class HeadersIsNone(NotFoundException):
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers = None  # type: ignore[assignment]
 
 
 class StatusIs(RestException):
@@ -689,6 +708,8 @@ BROKEN_SHAPES: list[tuple[Callable[[], BaseException], int, Any, dict[str, str],
     (MessageFails, 404, NOT_FOUND, {}, "reading message raised RuntimeError"),
     (CodeFails, 404, NOT_FOUND, {}, "reading code raised RuntimeError"),
     (CodeIsNone, 404, NOT_FOUND, {}, "code is NoneType, not str"),
+    (MessageIsNone, 404, NOT_FOUND, {}, "message is NoneType, not str"),
+    (HeadersIsNone, 404, NOT_FOUND, {}, "headers is NoneType, not a mapping"),
     (ContextFails, 404, NOT_FOUND, {}, "reading context raised RuntimeError"),
     (
         lambda: mutated_headers(**{"X-Count": 3}),
@@ -712,6 +733,7 @@ BROKEN_SHAPES: list[tuple[Callable[[], BaseException], int, Any, dict[str, str],
         {"x-kept": "yes"},
         "header dropped: 'Content-Type' describes the envelope's body, which restfault writes",
     ),
+    (StatusFails, 500, INTERNAL, {}, "reading status_code raised RuntimeError"),
     (lambda: StatusIs(200), 500, INTERNAL, {}, "status_code is 200, not an int from 400 to 599"),
     (
         lambda: StatusIs("404"),
@@ -730,10 +752,13 @@ BROKEN_SHAPES: list[tuple[Callable[[], BaseException], int, Any, dict[str, str],
         "message-raises",
         "code-raises",
         "code-none",
+        "message-none",
+        "headers-none",
         "context-raises",
         "header-int",
         "header-unsendable",
         "header-of-the-body",
+        "status-raises",
         "status-200",
         "status-str",
     ],

@@ -172,6 +172,7 @@ def well_formed(exc: RestException) -> RestException | None:
         and 400 <= status <= 599
         and isinstance(code, str)
         and isinstance(message, str)
+        and isinstance(headers, dict)
         and (not headers or _sendable(headers))
     ):
         return exc
