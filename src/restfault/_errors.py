@@ -27,9 +27,11 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
+
+from ._headers import header_fields
 
 __all__ = [
     "BadRequestException",
@@ -46,9 +48,6 @@ __all__ = [
     "TooManyRequestsException",
     "UnauthorizedException",
     "chain",
-    "check_header_name",
-    "header_field",
-    "header_fields",
     "reason_phrase",
     "status_code_name",
 ]
@@ -85,77 +84,6 @@ def status_code_name(status: int) -> str:
     if code is not None:
         return code
     return re.sub(r"[^A-Z0-9]+", "_", reason_phrase(status).upper()).strip("_")
-
-
-# RFC 9110 §5.6.2: a field name is a token.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# What no field value can carry (RFC 9110 §5.5): control characters but HTAB (CR and LF
-# would start a field of their own) and anything outside Latin-1.
-_UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
-# Headers of the envelope's own body, which restfault writes: an exception's copy would
-# be a second, conflicting Content-Length or Content-Type on the response.
-_ENVELOPE_HEADERS = frozenset(
-    {"content-type", "content-length", "transfer-encoding", "content-encoding"}
-)
-
-
-def _blank(match: re.Match[str]) -> str:
-    return " " if match.group() <= "\x7f" else "?"
-
-
-def header_field(name: object, value: object) -> tuple[str, str]:
-    r"""One response header as a ``(name, value)`` pair of str fit for the wire.
-
-    An int value becomes its decimal text. Characters a field value cannot carry (control
-    characters, which could start a header of their own, and anything outside Latin-1) are
-    blanked to a space or ``?`` rather than refused: values often echo client input. A
-    name that is not a str token (RFC 9110 §5.1) or one of the envelope's own body headers
-    (``Content-Type``, ``Content-Length``, ``Transfer-Encoding``, ``Content-Encoding``),
-    or a value that is neither str nor int, is a bug in the app: TypeError or ValueError,
-    naming the header.
-
-    >>> header_field("Retry-After", 5)
-    ('Retry-After', '5')
-    >>> header_field("X-Echo", "a\r\nSet-Cookie: x")
-    ('X-Echo', 'a  Set-Cookie: x')
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"header names are str, not {type(name).__name__}: {name!r}")
-    check_header_name(name)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return name, str(int(value))
-    if not isinstance(value, str):
-        raise TypeError(
-            f"header {name!r} has a {type(value).__name__} value ({value!r}): "
-            "header values are str or int"
-        )
-    # Printable ASCII, by far the most common value, needs no regular expression.
-    if not (value.isascii() and value.isprintable()) and _UNSAFE_VALUE.search(value):
-        value = _UNSAFE_VALUE.sub(_blank, value)
-    return name, value
-
-
-# The same few names come back on every error (Retry-After, WWW-Authenticate...).
-@functools.lru_cache(maxsize=256)
-def check_header_name(name: str) -> None:
-    """ValueError unless ``name`` may name a header of an envelope (see header_field)."""
-    if not _TOKEN.fullmatch(name):
-        raise ValueError(f"{name!r} is not a header name (an RFC 9110 token)")
-    if name.lower() in _ENVELOPE_HEADERS:
-        raise ValueError(
-            f"{name!r} describes the envelope's body, which restfault writes "
-            "(a style chooses its content type)"
-        )
-
-
-def header_fields(
-    headers: Mapping[str, str | int] | Iterable[tuple[str, str | int]] | None,
-) -> dict[str, str]:
-    """``headers`` (a mapping or pairs) as a dict made by :func:`header_field`."""
-    if not headers:
-        return {}
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    return dict(header_field(name, value) for name, value in pairs)
 
 
 def chain(exc: BaseException, cause: BaseException) -> None:
