@@ -29,10 +29,7 @@ HEADING = re.compile(r"^#+ (.+)$", re.MULTILINE)
 
 # Modules whose docstring examples are not runnable yet: they use names they never define
 # (``app``) and Starlette's ``@app.route``, which Starlette 1.x removed.
-# TODO(lead): remove once the adapters are rewritten
-DOCSTRINGS_TO_FIX = frozenset(
-    {"restfault.asgi", "restfault.flask", "restfault.starlette", "restfault.wsgi"}
-)
+DOCSTRINGS_TO_FIX: frozenset[str] = frozenset()
 
 
 # -- the README -------------------------------------------------------------------------------

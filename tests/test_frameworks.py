@@ -7,7 +7,6 @@ test client.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import logging
 import math
@@ -31,7 +30,6 @@ from tests.conftest import (
     EXCEPTION_TABLE,
     STYLE_IDS,
     STYLES,
-    FrozenTableGone,
     Harness,
     body_context,
     expected_document,
@@ -603,7 +601,6 @@ GONE = {
 def test_a_dataclass_exception_answers_as_its_class_says(
     harness: MakeHarness,
     restfault_log: pytest.LogCaptureFixture,
-    request: pytest.FixtureRequest,
     style: str,
     cls: type[NotFoundException],
     how: str,
@@ -612,12 +609,6 @@ def test_a_dataclass_exception_answers_as_its_class_says(
     app.route("/raise")(raising(cls() if how == "raised" else DomainError("posts")))
     app.build()
     app.restfault.translate(DomainError)(lambda exc: cls())
-    raised_frozen = cls is FrozenTableGone and how == "raised"
-    if app.name == "starlette" and raised_frozen and starlette_clears_tracebacks():
-        # wrap_app_handling_exceptions sets exc.__traceback__ = None once a handler has
-        # answered, which a frozen dataclass refuses: the envelope is sent, then
-        # FrozenInstanceError escapes. Left to the Starlette adapter's rewrite.
-        request.applymarker(pytest.mark.xfail(reason="Starlette clears __traceback__"))
 
     reply = app.get("/raise")
 
@@ -625,13 +616,6 @@ def test_a_dataclass_exception_answers_as_its_class_says(
     assert reply.json() == GONE[style]
     assert "x-" not in "".join(reply.headers)  # no headers but restfault's own
     assert [r.getMessage() for r in restfault_records(restfault_log) if r.levelno >= 30] == []
-
-
-def starlette_clears_tracebacks() -> bool:
-    """Whether this Starlette's handler wrapper assigns ``exc.__traceback__`` (newer ones do)."""
-    import starlette._exception_handler
-
-    return "__traceback__ = None" in inspect.getsource(starlette._exception_handler)
 
 
 # Computed fields with a bug: dataclasses, whose __init__ reads none of them.
