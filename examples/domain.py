@@ -20,7 +20,7 @@ import secrets
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ from restfault import (
     RestException,
     UnauthorizedException,
     batch_mode,
+    query_param,
     raise_single_error,
     run_batch,
 )
@@ -232,16 +233,12 @@ def known_table(table: str) -> str:
     return table
 
 
-def record_filter(table: str, texts: Sequence[str]) -> tuple[str, list[str]]:
-    """``field=value`` on a known field → a WHERE clause and its parameter. ``texts`` are
-    every ``filter`` parameter of the request: repeated, they must agree."""
-    if not texts:
+def record_filter(table: str, params: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """``?filter=field=value`` on a known field → a WHERE clause and its parameter. A
+    repeated filter whose values differ is ambiguous: 400 too."""
+    text = query_param(params, "filter", code="INVALID_FILTER")
+    if text is None:
         return "", []
-    text = texts[0]
-    if any(other != text for other in texts):
-        raise BadRequestException(
-            "Repeated filter parameters disagree: send one filter", code="INVALID_FILTER"
-        )
     field, equals, value = text.partition("=")
     if not equals or field not in TABLES[table]:
         raise BadRequestException(
@@ -315,9 +312,9 @@ class ExampleApi:
 
     # -- contacts ------------------------------------------------------------------------
 
-    def list_records(self, key: str | None, table: str, filters: Sequence[str]) -> dict[str, Any]:
+    def list_records(self, key: str | None, table: str, query: Mapping[str, Any]) -> dict[str, Any]:
         self.authorize(key)
-        where, params = record_filter(known_table(table), filters)
+        where, params = record_filter(known_table(table), query)
         with self.connect() as conn:
             rows = conn.execute(f"SELECT * FROM {table}{where} ORDER BY id", params).fetchall()
         return {"resource": [dict(row) for row in rows]}

@@ -99,7 +99,7 @@ def create_app() -> Flask:
 
     @app.get("/api/v2/db/_table/<table>")
     def list_records(table: str) -> dict[str, Any]:
-        return api.list_records(api_key(request), table, request.args.getlist("filter"))
+        return api.list_records(api_key(request), table, request.args)
 
     @app.post("/api/v2/db/_table/<table>")
     def create_records(table: str) -> Answer:

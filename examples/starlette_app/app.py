@@ -97,8 +97,8 @@ def create_app() -> Starlette:
         # One route per path, so that a 405 lists every method the path has in Allow.
         key, table = api_key(request), request.path_params["table"]
         if request.method == "GET":
-            filters = request.query_params.getlist("filter")
-            return JSONResponse(await run_in_threadpool(api.list_records, key, table, filters))
+            query = request.query_params
+            return JSONResponse(await run_in_threadpool(api.list_records, key, table, query))
         mode = api.batch_mode(key, table, request.query_params)  # before the body is read
         body = await request.json()
         return JSONResponse(await run_in_threadpool(api.create_records, body, mode), 201)

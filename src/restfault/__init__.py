@@ -22,6 +22,7 @@ from ._errors import (
     UnauthorizedException,
 )
 from ._limiting import RateLimitDecision
+from ._params import query_param
 from ._render import ErrorResponse, render_error
 from ._translate import Translations
 
@@ -46,6 +47,7 @@ __all__ = [
     "UnauthorizedException",
     "arun_batch",
     "batch_mode",
+    "query_param",
     "raise_single_error",
     "render_error",
     "run_batch",

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._errors import RestException, TooManyRequestsException
+from ._errors import TooManyRequestsException
 from ._http import encode_headers
 from ._limiting import Verdict, rate_header_values
 from ._logging import log_safe, logger
@@ -131,6 +131,3 @@ class Core(Policies):
                 rest.code,
             )
         return self.renderer.render_resolved(exc, rest, unexpected), unexpected
-
-    def rest_exception(self, exc: BaseException) -> RestException:
-        return self.renderer.resolve(exc)[0]
