@@ -18,12 +18,10 @@ from restfault import (
     TooManyRequestsException,
     UnauthorizedException,
 )
-from tests.conftest import BATCH_ERRORS, EXCEPTION_TABLE, make_exception
-
-IDS = [row[0].__name__ for row in EXCEPTION_TABLE]
+from tests.tables import BATCH_ERRORS, EXCEPTION_IDS, EXCEPTION_TABLE, make_exception
 
 
-@pytest.mark.parametrize(("cls", "status", "code", "message"), EXCEPTION_TABLE, ids=IDS)
+@pytest.mark.parametrize(("cls", "status", "code", "message"), EXCEPTION_TABLE, ids=EXCEPTION_IDS)
 def test_defaults(cls: type[RestException], status: int, code: str, message: str) -> None:
     exc = make_exception(cls)
 
@@ -38,7 +36,7 @@ def test_defaults(cls: type[RestException], status: int, code: str, message: str
         assert exc.context is None
 
 
-@pytest.mark.parametrize(("cls", "status", "code", "message"), EXCEPTION_TABLE, ids=IDS)
+@pytest.mark.parametrize(("cls", "status", "code", "message"), EXCEPTION_TABLE, ids=EXCEPTION_IDS)
 def test_every_default_can_be_overridden(
     cls: type[RestException], status: int, code: str, message: str
 ) -> None:
@@ -64,7 +62,7 @@ def test_every_default_can_be_overridden(
 
 def test_constructor_shape() -> None:
     with pytest.raises(TypeError):
-        NotFoundException("message", "CODE")  # type: ignore[misc]
+        NotFoundException("message", "CODE")  # type: ignore[call-arg]  # deliberately wrong
     exc = NotFoundException(context=["any", {"json": 1}])
     assert exc.context == ["any", {"json": 1}]
     assert exc.message == "Not Found"
@@ -218,7 +216,7 @@ def test_repr_names_class_message_and_code() -> None:
     )
 
 
-@pytest.mark.parametrize(("cls", "status", "code", "message"), EXCEPTION_TABLE, ids=IDS)
+@pytest.mark.parametrize(("cls", "status", "code", "message"), EXCEPTION_TABLE, ids=EXCEPTION_IDS)
 def test_constructor_signatures(
     cls: type[RestException], status: int, code: str, message: str
 ) -> None:

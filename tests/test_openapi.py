@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
@@ -20,8 +21,16 @@ from restfault import (
 )
 from restfault.openapi import envelope_schema, error_responses
 from restfault.starlette import RestFault
+from tests.tables import STYLE_NAMES, StyleName
 
-STYLES = ["dreamfactory", "bkend", "problem"]
+STYLES = STYLE_NAMES
+
+
+def validate(instance: object, schema: Mapping[str, Any]) -> None:
+    """``jsonschema.validate``, which jsonschema leaves unannotated."""
+    jsonschema.validate(instance, schema)  # type: ignore[no-untyped-call]
+
+
 EXCEPTIONS: list[BaseException] = [
     NotFoundException("Table 'posts' not found", code="TABLE_NOT_FOUND"),
     TooManyRequestsException(retry_after=3),
@@ -35,19 +44,19 @@ EXCEPTIONS: list[BaseException] = [
 @pytest.mark.parametrize("exc", EXCEPTIONS, ids=lambda e: type(e).__name__)
 @pytest.mark.parametrize("debug", [False, True])
 def test_every_rendered_envelope_matches_its_schema(
-    style: str, exc: BaseException, debug: bool
+    style: StyleName, exc: BaseException, debug: bool
 ) -> None:
     rendered = render_error(exc, style=style, debug=debug)
     body = json.loads(rendered.body)
-    jsonschema.validate(body, envelope_schema(style))
-    jsonschema.validate(body, envelope_schema(style, rendered.status))
+    validate(body, envelope_schema(style))
+    validate(body, envelope_schema(style, rendered.status))
 
 
 @pytest.mark.parametrize("style", ["dreamfactory", "problem"])
-def test_a_status_schema_rejects_another_status(style: str) -> None:
+def test_a_status_schema_rejects_another_status(style: StyleName) -> None:
     body = json.loads(render_error(NotFoundException(), style=style).body)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(body, envelope_schema(style, 409))
+        validate(body, envelope_schema(style, 409))
 
 
 def test_error_responses_for_fastapi() -> None:
@@ -68,9 +77,7 @@ def test_error_responses_for_fastapi() -> None:
     }
     assert "Retry-After" in responses["429"]["headers"]
     answer = TestClient(app).get("/items/1")
-    jsonschema.validate(
-        answer.json(), responses["404"]["content"]["application/problem+json"]["schema"]
-    )
+    validate(answer.json(), responses["404"]["content"]["application/problem+json"]["schema"])
 
 
 def test_default_ranges_and_bad_input() -> None:
@@ -84,7 +91,7 @@ def test_default_ranges_and_bad_input() -> None:
 def test_with_error_responses_fills_in_marked_operations() -> None:
     from restfault.openapi import with_error_responses
 
-    spec = {
+    spec: dict[str, Any] = {
         "openapi": "3.1.0",
         "paths": {
             "/items/{id}": {

@@ -8,14 +8,14 @@ failure there as the start of an outage: the app starts, requests are answered u
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import restfault._storage as storage_module
 from restfault import ConfigurationError
-from tests.limits.conftest import FRAMEWORKS, Client
+from restfault._settings import Settings
+from tests.conftest import MakeHarness
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -26,7 +26,7 @@ def flaky_build(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     real = storage_module.build_storage
     state = {"failures": 1, "calls": 0}
 
-    def build(settings: Any, *, asynchronous: bool) -> Any:
+    def build(settings: Settings, *, asynchronous: bool) -> Any:
         state["calls"] += 1
         if state["failures"] > 0:
             state["failures"] -= 1
@@ -37,16 +37,14 @@ def flaky_build(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     return state
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_app_starts_and_enforces_limits_in_memory_until_the_storage_is_built(
-    framework: str,
     flaky_build: dict[str, int],
-    make_client: Callable[..., Client],
+    rate_limited: MakeHarness,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="restfault")
-    client = make_client(framework, default_limits="2/minute", storage_retry_interval=3600)
+    client = rate_limited(default_limits="2/minute", storage_retry_interval=3600)
     statuses = [client.get("/").status for _ in range(3)]
     assert statuses == [200, 200, 429]  # the fallback enforces the limit meanwhile
     warnings = [r for r in caplog.records if "failed (ConnectionError" in r.getMessage()]
@@ -54,18 +52,18 @@ def test_app_starts_and_enforces_limits_in_memory_until_the_storage_is_built(
     assert flaky_build["calls"] == 1  # not rebuilt per request within the retry interval
 
     # Once the interval has passed, the next request builds the storage and uses it.
-    monkeypatch.setattr(client.limiter.outage, "next_try", 0.0)
+    monkeypatch.setattr(client.restfault.limiter.outage, "next_try", 0.0)
     assert client.get("/").status == 200
     assert flaky_build["calls"] == 2
     assert any("answers again" in r.getMessage() for r in caplog.records)
 
 
 def test_a_configuration_error_while_building_is_still_raised(
-    monkeypatch: pytest.MonkeyPatch, make_client: Callable[..., Client]
+    monkeypatch: pytest.MonkeyPatch, harness: MakeHarness
 ) -> None:
-    def build(settings: Any, *, asynchronous: bool) -> Any:
+    def build(settings: Settings, *, asynchronous: bool) -> Any:
         raise ConfigurationError("storage_uri='redis://x': bad option")
 
     monkeypatch.setattr(storage_module, "build_storage", build)
     with pytest.raises(ConfigurationError, match="bad option"):
-        make_client("flask", default_limits="2/minute")
+        harness(default_limits="2/minute")
