@@ -10,15 +10,17 @@ import pytest
 
 from restfault import (
     BadRequestException,
+    BatchException,
     ConfigurationError,
     ConflictResourceException,
     NotFoundException,
     RestException,
     ServiceUnavailableException,
     Translations,
+    raise_single_error,
     render_error,
+    run_batch,
 )
-from restfault._translate import to_rest_exception
 from tests.conftest import MakeHarness
 from tests.harness import Harness, error_records, raising
 
@@ -100,6 +102,24 @@ def test_merged_puts_the_other_on_top() -> None:
     assert base.merged(None).find(DomainError) is to_bad_request
 
 
+def to_rest_exception(exc: Exception, registry: Translations | None) -> RestException | None:
+    """What ``registry`` makes of ``exc``, through the public batch API: a one-item batch
+    raises its item's own error; an exception no translation covers escapes unchanged."""
+
+    def operation(item: object) -> object:
+        raise exc
+
+    with pytest.raises(Exception) as raised:
+        run_batch([None], operation, translate=registry)
+    if isinstance(raised.value, BatchException):
+        with pytest.raises(RestException) as own:
+            raise_single_error(raised.value, 1)
+        return own.value
+    if raised.value is exc:
+        return None  # no translation covers it: it escaped unchanged
+    raise raised.value
+
+
 def test_to_rest_exception() -> None:
     registry = Translations({DomainError: to_not_found})
     rest = NotFoundException()
@@ -147,7 +167,7 @@ def test_translations_beat_framework_exceptions() -> None:
 def test_json_errors_outside_request_parsing_are_unexpected() -> None:
     with pytest.raises(ValueError) as info:
         json.loads("{nope")
-    assert to_rest_exception(info.value) is None
+    assert to_rest_exception(info.value, None) is None
     assert render_error(info.value).status == 500
 
 
