@@ -11,20 +11,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
-from tests.harness import ADAPTERS, HARNESSES, PEER, FakeClock, Harness, add_rate_limit_routes
-
-
-def parametrized_by_mark(metafunc: pytest.Metafunc, name: str) -> bool:
-    for marker in metafunc.definition.iter_markers("parametrize"):
-        names = marker.args[0]
-        names = names.split(",") if isinstance(names, str) else names
-        if name in [n.strip() for n in names]:
-            return True
-    return False
+from tests.harness import (
+    ADAPTERS,
+    HARNESSES,
+    PEER,
+    FakeClock,
+    Harness,
+    MakeHarness,
+    add_rate_limit_routes,
+    parametrized_by_mark,
+)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -37,10 +37,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def adapter(request: pytest.FixtureRequest) -> str:
     """The adapter under test: one of ``tests.harness.ADAPTERS``."""
     return str(request.param)
-
-
-class MakeHarness(Protocol):
-    def __call__(self, *, peer: str = PEER, **options: Any) -> Harness: ...
 
 
 @pytest.fixture

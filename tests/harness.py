@@ -35,7 +35,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, TypeAlias, TypeVar
 
 import flask
 import httpx
@@ -700,6 +700,22 @@ def flask_view(view: View, rule: str) -> Callable[..., flask.Response]:
 
     flask_view.__name__ = view.__name__
     return flask_view
+
+
+class MakeHarness(Protocol):
+    """The ``harness`` fixture: ``harness(peer=PEER, **options) -> Harness``."""
+
+    def __call__(self, *, peer: str = PEER, **options: Any) -> Harness: ...
+
+
+def parametrized_by_mark(metafunc: pytest.Metafunc, name: str) -> bool:
+    """Whether a test parametrizes ``name`` itself (narrowing a table the hooks would add)."""
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0]
+        names = names.split(",") if isinstance(names, str) else names
+        if name in [n.strip() for n in names]:
+            return True
+    return False
 
 
 HARNESSES: dict[str, type[Harness]] = {

@@ -19,10 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from restfault import BadRequestException, NotFoundException, ServiceUnavailableException
 from restfault.asgi import RestFaultMiddleware
-from tests.conftest import MakeHarness
 from tests.harness import (
     ASGI_ADAPTERS,
     AsgiHarness,
+    MakeHarness,
     asgi_call,
     body_of,
     error_records,

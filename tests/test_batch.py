@@ -27,7 +27,7 @@ from restfault import (
     render_error,
     run_batch,
 )
-from tests.conftest import MakeHarness
+from tests.harness import MakeHarness
 from tests.tables import STYLE_NAMES, StyleName
 
 MODES = ["halt", "continue", "rollback"]

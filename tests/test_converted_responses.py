@@ -13,8 +13,7 @@ import gzip
 import pytest
 
 from restfault import RestException
-from tests.conftest import MakeHarness
-from tests.harness import Raw
+from tests.harness import MakeHarness, Raw
 
 CONVERTED = [
     (400, [], "BAD_REQUEST"),

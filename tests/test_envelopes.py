@@ -16,8 +16,7 @@ from restfault import (
     ServiceUnavailableException,
     TooManyRequestsException,
 )
-from tests.conftest import MakeHarness
-from tests.harness import error_records, raising
+from tests.harness import MakeHarness, error_records, raising
 from tests.tables import (
     EXCEPTION_IDS,
     EXCEPTION_TABLE,
@@ -126,6 +125,7 @@ def test_retry_after_becomes_a_header(
 
     assert reply.status == status
     assert reply.headers["retry-after"] == "3"
+    assert reply.json() == expected_document(cls(), "dreamfactory")
 
 
 def test_exception_headers_are_sent(harness: MakeHarness) -> None:
@@ -154,7 +154,7 @@ def test_status_code_on_rest_exception(harness: MakeHarness, status: int, code: 
     reply = app.get("/raise")
 
     assert reply.status == status
-    assert reply.json()["error"] == code
+    assert reply.json() == {"error": code, "message": RestException(status_code=status).message}
 
 
 def test_header_values_cannot_split_lines(harness: MakeHarness) -> None:
@@ -175,7 +175,13 @@ def test_problem_type_option(harness: MakeHarness) -> None:
     app = harness(style="problem", problem_type="https://errors.example/problems")
     app.route("/raise")(raising(NotFoundException()))
 
-    assert app.get("/raise").json()["type"] == "https://errors.example/problems"
+    assert app.get("/raise").json() == {
+        "type": "https://errors.example/problems",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "Not Found",
+        "code": "NOT_FOUND",
+    }
 
 
 def test_messages_are_not_html_escaped(harness: MakeHarness) -> None:
@@ -183,7 +189,7 @@ def test_messages_are_not_html_escaped(harness: MakeHarness) -> None:
     app = harness()
     app.route("/raise")(raising(BadRequestException(message)))
 
-    assert app.get("/raise").json()["error"]["message"] == message
+    assert app.get("/raise").json() == {"error": {"code": 400, "message": message}}
 
 
 # -- routing ------------------------------------------------------------------------------

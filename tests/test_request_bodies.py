@@ -17,8 +17,7 @@ from starlette.testclient import TestClient
 import restfault.flask
 import restfault.starlette
 from restfault import ConflictResourceException
-from tests.conftest import MakeHarness
-from tests.harness import BODY_PARSING_ADAPTERS, error_records
+from tests.harness import BODY_PARSING_ADAPTERS, MakeHarness, error_records
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 

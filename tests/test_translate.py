@@ -21,8 +21,7 @@ from restfault import (
     render_error,
     run_batch,
 )
-from tests.conftest import MakeHarness
-from tests.harness import Harness, error_records, raising
+from tests.harness import Harness, MakeHarness, error_records, raising
 
 E = TypeVar("E", bound=BaseException)
 

@@ -20,8 +20,7 @@ from werkzeug.test import Client
 
 from restfault import BadRequestException, NotFoundException, ServiceUnavailableException
 from restfault.wsgi import RestFaultMiddleware
-from tests.conftest import MakeHarness
-from tests.harness import WSGI_ADAPTERS, WsgiHarness, error_records, raising, serve
+from tests.harness import WSGI_ADAPTERS, MakeHarness, WsgiHarness, error_records, raising, serve
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

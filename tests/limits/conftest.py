@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import parametrized_by_mark
+from tests.harness import parametrized_by_mark
 from tests.servers import Server, memcached_server, redis_server, running
 
 STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")

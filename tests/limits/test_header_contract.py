@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import MakeHarness
-from tests.harness import ENDPOINT_ADAPTERS
+from tests.harness import ENDPOINT_ADAPTERS, MakeHarness
 
 from .conftest import Backend
 

@@ -15,7 +15,7 @@ import pytest
 import restfault._storage as storage_module
 from restfault import ConfigurationError
 from restfault._settings import Settings
-from tests.conftest import MakeHarness
+from tests.harness import MakeHarness
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MakeHarness
-from tests.harness import Harness, Reply
+from tests.harness import Harness, MakeHarness, Reply
 from tests.servers import HOST, Server, free_port, memcached_server, need_binary, redis_server
 
 BOUND = 2.0  # seconds any request may take while the storage is down or silent
