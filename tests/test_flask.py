@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from flask import Blueprint, Flask, abort, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import TooManyRequests, Unauthorized
 
@@ -26,27 +27,27 @@ def flask_app(*, config: dict[str, Any] | None = None, **options: Any) -> tuple[
 
 def add_views(app: Flask) -> None:
     @app.get("/rest")
-    def rest() -> Any:
+    def rest() -> ResponseReturnValue:
         raise NotFoundException("Record 7 not found", code="RECORD_NOT_FOUND")
 
     @app.get("/crash")
-    def crash() -> Any:
+    def crash() -> ResponseReturnValue:
         raise RuntimeError("password=hunter2")
 
     @app.get("/abort")
-    def aborted() -> Any:
+    def aborted() -> ResponseReturnValue:
         raise Unauthorized("Token expired", www_authenticate=WWWAuthenticate("bearer"))
 
     @app.post("/json")
-    def json_body() -> Any:
+    def json_body() -> ResponseReturnValue:
         return jsonify(request.get_json())
 
     @app.post("/form")
-    def form() -> Any:
+    def form() -> ResponseReturnValue:
         return jsonify(request.form["missing"])
 
     @app.get("/slash/")
-    def slash() -> Any:
+    def slash() -> ResponseReturnValue:
         return jsonify({"slash": True})
 
 
@@ -164,7 +165,7 @@ def test_abort_with_a_response(trap: bool, convert: bool) -> None:
     app, _ = flask_app(config={"TRAP_HTTP_EXCEPTIONS": trap}, convert_error_responses=convert)
 
     @app.get("/own")
-    def own() -> Any:
+    def own() -> ResponseReturnValue:
         abort(Response("custom", status=402, mimetype="text/plain"))
 
     reply = call(app, "GET", "/own")
@@ -190,11 +191,11 @@ def test_werkzeug_retry_after_is_kept() -> None:
     app, _ = flask_app(style="bkend")
 
     @app.get("/busy")
-    def busy() -> Any:
+    def busy() -> ResponseReturnValue:
         raise TooManyRequests(retry_after=17)
 
     @app.get("/abort-busy")
-    def abort_busy() -> Any:
+    def abort_busy() -> ResponseReturnValue:
         abort(503, "Down for maintenance")
 
     reply = call(app, "GET", "/busy")
@@ -209,15 +210,15 @@ def test_get_json_variants() -> None:
     app, _ = flask_app(style="bkend")
 
     @app.post("/silent")
-    def silent() -> Any:
+    def silent() -> ResponseReturnValue:
         return jsonify({"got": request.get_json(silent=True)})
 
     @app.post("/property")
-    def prop() -> Any:
+    def prop() -> ResponseReturnValue:
         return jsonify({"got": request.json})
 
     @app.post("/forced")
-    def forced() -> Any:
+    def forced() -> ResponseReturnValue:
         return jsonify({"got": request.get_json(force=True)})
 
     assert call(app, "POST", "/silent", data=b"{nope", content_type="application/json").json() == {
@@ -242,15 +243,15 @@ def test_blueprints() -> None:
     v2 = Blueprint("v2", __name__, url_prefix="/v2")
 
     @api.get("/conflict")
-    def conflict() -> Any:
+    def conflict() -> ResponseReturnValue:
         raise ConflictResourceException(code="UNIQUE_CONSTRAINT")
 
     @api.get("/crash")
-    def crash() -> Any:
+    def crash() -> ResponseReturnValue:
         raise ValueError("internal detail")
 
     @v2.get("/missing")
-    def missing() -> Any:
+    def missing() -> ResponseReturnValue:
         abort(404, "No v2 record")
 
     api.register_blueprint(v2)
@@ -277,11 +278,11 @@ def test_blueprint_own_handler_is_respected() -> None:
     bp = Blueprint("bp", __name__)
 
     @bp.get("/custom")
-    def custom() -> Any:
+    def custom() -> ResponseReturnValue:
         raise KeyError("k")
 
     @bp.errorhandler(KeyError)
-    def handle_key_error(exc: KeyError) -> Any:
+    def handle_key_error(exc: KeyError) -> ResponseReturnValue:
         return jsonify({"handled": "by the blueprint"}), 422
 
     app.register_blueprint(bp)

@@ -11,7 +11,10 @@ from limits.storage import MemoryStorage
 from restfault import ConfigurationError, TooManyRequestsException
 from restfault._limiting import (
     ExpiryCache,
+    Plan,
     RateLimitDecision,
+    Steps,
+    StorageOp,
     client_address,
     evaluate,
     limits_for,
@@ -29,9 +32,9 @@ def decision(
     return RateLimitDecision(allowed, limit, remaining, reset, 60, "default", None)
 
 
-def drive(steps: Any, answers: list[Any]) -> tuple[list[tuple[Any, ...]], Any]:
+def drive(steps: Steps, answers: list[object]) -> tuple[list[StorageOp], RateLimitDecision]:
     """Run an evaluation, answering its storage ops from ``answers``; (ops, decision)."""
-    ops = []
+    ops: list[StorageOp] = []
     try:
         op = next(steps)
         for answer in answers:
@@ -39,10 +42,12 @@ def drive(steps: Any, answers: list[Any]) -> tuple[list[tuple[Any, ...]], Any]:
             op = steps.send(answer)
         raise AssertionError(f"the evaluation asked for more: {op}")
     except StopIteration as done:
-        return ops, done.value
+        decided = done.value
+    assert isinstance(decided, RateLimitDecision)
+    return ops, decided
 
 
-def plan(value: str = "10/minute", strategy: str = "fixed-window", cost: int = 1) -> Any:
+def plan(value: str = "10/minute", strategy: str = "fixed-window", cost: int = 1) -> Plan:
     (limit,) = limits_for(value, scope="default", key_prefix="rf", strategy=strategy)
     return [(limit, limit.storage_key("k"), cost)]
 
@@ -280,6 +285,9 @@ TRUSTED = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
     ],
 )
 def test_client_address(
-    peer: str | None, forwarded: str | None, trusted: Any, expected: str
+    peer: str | None,
+    forwarded: str | None,
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+    expected: str,
 ) -> None:
     assert client_address(peer, forwarded, trusted) == expected
