@@ -187,8 +187,10 @@ class Verdict:
         return [d for d in self.decisions if d.enforced and not d.allowed]
 
 
-def _reset(decision: RateLimitDecision) -> float:
-    return decision.reset
+def _reset(decision: RateLimitDecision) -> int:
+    # Whole seconds, as the headers say it: limits ending in the same second are a tie,
+    # which the first evaluated (default before path, shared and endpoint) wins.
+    return math.ceil(decision.reset)
 
 
 def sf_string(value: str) -> str:

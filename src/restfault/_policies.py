@@ -56,10 +56,6 @@ class Admission:
     verdict: Verdict | None = None
     deducts: list[PlanItem] = field(default_factory=list)
 
-    @property
-    def refused(self) -> bool:
-        return self.verdict is not None and self.verdict.denied
-
 
 ADMITTED = Admission()
 _INSPECTED = 64  # requests per process looked at for misconfigurations (then none)
