@@ -19,7 +19,7 @@ from restfault import (
 )
 from restfault.client import Client, Retry
 from tests.client.conftest import Caller
-from tests.examples.conftest import APPS, Api
+from tests.examples.apps import APPS, Api
 
 pytestmark = pytest.mark.slow
 

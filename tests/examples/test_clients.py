@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples.conftest import APPS, Api
+from tests.examples.apps import APPS, Api
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.slow

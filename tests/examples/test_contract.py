@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.examples.conftest import (
+from tests.examples.apps import (
     APPS,
     LOGIN,
     PROFILE,
@@ -721,10 +721,12 @@ def test_passwords_and_tokens_are_stored_as_hashes(
     path = tmp_path / "example.sqlite3"
     monkeypatch.setenv("EXAMPLE_DB", str(path))
     created = module.create_app()
-    client = TestClient(created) if app == "starlette" else created.test_client()
     login = {"email": "ada@example.com", "password": "lovelace"}
-    response = client.post(LOGIN, json=login, headers={"X-API-Key": "pk_demo"})
-    tokens = json.loads(response.data if app == "flask" else response.content)
+    headers = {"X-API-Key": "pk_demo"}
+    if app == "starlette":
+        tokens = TestClient(created).post(LOGIN, json=login, headers=headers).json()
+    else:
+        tokens = created.test_client().post(LOGIN, json=login, headers=headers).get_json()
     with contextlib.closing(sqlite3.connect(path)) as conn:
         users = dict(conn.execute("SELECT email, password FROM users").fetchall())
         stored_tokens = conn.execute("SELECT digest, kind FROM tokens").fetchall()

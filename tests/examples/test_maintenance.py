@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.examples.conftest import LOGIN, PROFILE, TABLE, Api, Factory, error_of, needs_maintenance
+from tests.examples.apps import LOGIN, PROFILE, TABLE, Api, Factory, error_of, needs_maintenance
 
 pytestmark = [pytest.mark.slow, needs_maintenance]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.examples.conftest import TABLE, Factory, error_of
+from tests.examples.apps import TABLE, Factory, error_of
 
 pytestmark = pytest.mark.slow
 

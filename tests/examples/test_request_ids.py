@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.examples.conftest import LOGIN, TABLE, Api, Factory, needs_request_ids
+from tests.examples.apps import LOGIN, TABLE, Api, Factory, needs_request_ids
 
 pytestmark = [pytest.mark.slow, needs_request_ids]
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.examples.conftest import (
+from tests.examples.apps import (
     APPS,
     LOGIN,
     PROFILE,
