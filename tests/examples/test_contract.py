@@ -29,6 +29,7 @@ from tests.examples.apps import (
     TABLE,
     Api,
     Factory,
+    envelope,
     error_of,
     example_server,
 )
@@ -433,7 +434,7 @@ def test_dreamfactory_style_is_the_default(example: Factory) -> None:
     response = api.get("/api/v2/db/_table/Contacts", key="pk_demo")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"error": {"code": 404, "message": "Table 'Contacts' not found"}}
+    assert envelope(response) == {"error": {"code": 404, "message": "Table 'Contacts' not found"}}
 
     records = [{"name": "Dup", "email": "ada@example.com"}, {"name": "X"}]
     response = post_batch(api, records, **{"continue": "true"})
@@ -449,7 +450,7 @@ def test_problem_style(example: Factory) -> None:
     response = api.get("/api/v2/db/_table/Contacts", key="pk_demo")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json() == {
+    assert envelope(response) == {
         "type": "about:blank",
         "title": "Not Found",
         "status": 404,

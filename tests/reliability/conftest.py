@@ -171,20 +171,25 @@ def check_envelope(style: str, response: Raw, head: bool = False) -> dict[str, A
         return None
     document = response.json()
     assert isinstance(document, dict)
+    # With request ids on (the example apps), the envelope names the response's own.
+    request_id = response.header("x-request-id")
     if style == "dreamfactory":
         error = document["error"]
         assert error["code"] == status
         assert isinstance(error["message"], str)
-        assert set(error) <= {"code", "message", "context"}
+        assert set(error) <= {"code", "message", "context", "request_id"}
+        assert error.get("request_id") == request_id
     elif style == "bkend":
         assert isinstance(document["error"], str)
         assert document["error"].isupper()
         assert isinstance(document["message"], str)
+        assert document.get("request_id") == request_id
     else:
         assert document["status"] == status
         assert isinstance(document["code"], str)
         assert isinstance(document["title"], str)
         assert isinstance(document["detail"], str)
+        assert document.get("request_id") == request_id
     return document
 
 
