@@ -3,10 +3,12 @@
 ``Pipeline`` is the pure ASGI middleware behind ``restfault.asgi`` and the Starlette
 adapter. Per HTTP request (other scopes pass straight through) it
 
-- admits the request — limits decided by the core, storage called through ``limits.aio``
-  — either before the app runs (no router known) or at the point where the framework's
-  router hands the request to an endpoint (``Dispatch``), and at the latest when a
-  response starts that no endpoint produced (a routing 404);
+- gives it its id (``request_id_header``), echoed on every response and held in
+  ``current_request_id()`` while the app runs;
+- admits the request — maintenance mode, then limits, decided by the core, storage called
+  through ``limits.aio`` — either before the app runs (no router known) or at the point
+  where the framework's router hands the request to an endpoint (``Dispatch``), and at the
+  latest when a response starts that no endpoint produced (a routing 404);
 - turns an exception escaping the app before the response started, and a framework's
   own non-JSON error response, into the envelope; adds the rate-limit headers;
 - never rewrites a response that has started: the error is logged and re-raised, so the
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any
+from typing import Any, TypeVar
 
 from ._asgi_messages import (
     Message,
@@ -33,16 +35,18 @@ from ._asgi_messages import (
     send_envelope,
 )
 from ._core import Core
-from ._http import is_json_media_type
+from ._http import encode_headers, is_json_media_type
 from ._limiting import PlanItem, Verdict, encode_rate_headers
 from ._logging import log_after_start, logger
 from ._policies import NO_ENDPOINT
+from ._request_id import assign_request_id, request_id_var
 from ._storage import AsyncLimiter
 from ._translate import active_translations
 
 __all__ = ["ANSWERED_KEY", "STATE_KEY", "Dispatch", "Pipeline", "RequestState"]
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+T = TypeVar("T")
 STATE_KEY = "restfault.state"
 # The exception restfault answered (and logged) for this request: a framework's outer
 # error handler that meets it again must neither answer nor log it a second time.
@@ -55,10 +59,13 @@ class RequestState:
     __slots__ = (
         "address",
         "admitted",
+        "began",
         "deducts",
+        "method",
         "path",
         "pipeline",
         "request",
+        "request_id",
         "scope",
         "send",
         "started",
@@ -67,9 +74,11 @@ class RequestState:
     )
 
     def __init__(self, pipeline: Pipeline, scope: Scope, send: Send) -> None:
+        self.began = time.perf_counter()
         self.pipeline = pipeline
         self.scope = scope
         self.send = send  # the server's send: restfault's own answers go straight to it
+        self.method: str = scope["method"]
         self.path = route_path(scope)  # before routing rewrites root_path (Mounts)
         self.admitted = False
         self.started = False
@@ -78,6 +87,12 @@ class RequestState:
         self.deducts: list[PlanItem] = []
         self.request: Any = None
         self.address: str | None = None
+        raw = pipeline.core.request_id_raw
+        self.request_id = assign_request_id(header(scope.get("headers", ()), raw)) if raw else None
+
+    def logged_path(self) -> str:
+        path: str = self.scope.get("path", "")  # the whole path, as access logs show it
+        return path
 
     async def send_own(self, message: Message) -> None:
         """Send restfault's own answer: once a start is handed over, never another."""
@@ -119,6 +134,7 @@ class Pipeline:
         scope[STATE_KEY] = state
         held: Message | None = None
         replaced = False  # the app's response, replaced by restfault's 429 or 503
+        id_token = request_id_var.set(state.request_id) if state.request_id else None
 
         async def send_wrapper(message: Message) -> None:
             nonlocal held, replaced
@@ -138,8 +154,8 @@ class Pipeline:
                     return
                 state.started = True
                 state.status = status
-                if state.verdict is not None:
-                    extra = self.rate_headers(state.verdict)
+                if state.verdict is not None or state.request_id is not None:
+                    extra = self.rate_headers(state, message.get("headers", ()))
                     if extra:
                         message = {**message, "headers": [*message.get("headers", ()), *extra]}
             elif replaced:
@@ -153,7 +169,7 @@ class Pipeline:
 
         token = active_translations.set(core.translations)
         try:
-            if not core.limited:
+            if not core.admits:
                 state.admitted = True  # nothing to decide, for every request
             elif not self.routed and await self.admit(state, None):
                 return
@@ -169,6 +185,8 @@ class Pipeline:
                 raise
         finally:
             active_translations.reset(token)
+            if id_token is not None:
+                request_id_var.reset(id_token)
             scope[STATE_KEY] = outer
             if state.deducts and state.status:
                 await self.deduct(state)
@@ -176,14 +194,24 @@ class Pipeline:
     # -- admission ----------------------------------------------------------------------
 
     async def admit(self, state: RequestState, endpoint: Any) -> bool:
-        """Decide this request's limits, once; True when restfault has answered it."""
+        """Decide this request's maintenance and limits, once; True when restfault has
+        answered it."""
         state.admitted = True
         core = self.core
-        scope = state.scope
-        method: str = scope["method"]
+        method = state.method
         rules = (
             core.registry.for_endpoint(endpoint, method) if endpoint is not None else NO_ENDPOINT
         )
+        if core.settings.maintenance is not None:
+            request = lambda: self.request(state)  # noqa: E731
+            seconds = await _drive(core.maintenance(rules, state.path, request))
+            if seconds is not None:
+                response = core.unavailable(seconds, state)
+                head = method == "HEAD"
+                await send_envelope(
+                    state.send_own, response, core.id_headers(state.request_id), head
+                )
+                return True
         applicable = core.applicable(method, state.path, rules)
         if not applicable.rules:
             return False
@@ -197,7 +225,7 @@ class Pipeline:
         if verdict is None:
             return False
         state.verdict = verdict
-        if core.has_shadow:
+        if core.observing:
             core.observe(verdict, time.time())
         if verdict.denied:
             await self.deny(state, verdict)
@@ -225,23 +253,19 @@ class Pipeline:
 
     async def deny(self, state: RequestState, verdict: Verdict) -> None:
         """Answer the 429 of ``verdict``: the envelope rendered once per code, with this
-        request's Retry-After and rate-limit headers."""
+        request's id, Retry-After and rate-limit headers."""
         now = time.time()
         core = self.core
-        head = state.scope["method"] == "HEAD"
-        denial = core.denial(verdict)
+        denial = core.denial(verdict, state, now)
         retry = ("Retry-After", str(core.retry_after(verdict, now)))
-        if denial is None:  # a callable style renders each exception itself
-            exc = verdict.reported.exception(now) if verdict.reported else None
-            response, _ = core.render(exc, state.scope["method"], state.path)  # type: ignore[arg-type]
-            await send_envelope(state.send_own, response, core.rate_headers(verdict, now), head)
-            return
         headers = [
             *denial.raw_headers,
             *encode_rate_headers([retry, *core.rate_headers(verdict, now)]),
+            *encode_headers(core.id_headers(state.request_id)),
         ]
+        body = b"" if state.method == "HEAD" else denial.body
         await state.send_own({"type": "http.response.start", "status": 429, "headers": headers})
-        await state.send_own({"type": "http.response.body", "body": b"" if head else denial.body})
+        await state.send_own({"type": "http.response.body", "body": body})
 
     async def deduct(self, state: RequestState) -> None:
         """Count the ``deduct_when`` limits whose predicate holds for the final status."""
@@ -255,22 +279,28 @@ class Pipeline:
         if counted:
             await self.limiter.deduct(counted)
 
-    def rate_headers(self, verdict: Verdict) -> list[tuple[bytes, bytes]]:
-        return encode_rate_headers(self.core.rate_headers(verdict, time.time()))
+    def rate_headers(self, state: RequestState, sent: Any) -> list[tuple[bytes, bytes]]:
+        """The headers restfault adds to the app's response: rate limits, and the request
+        id unless the app (or a restfault further in) has set it already."""
+        core = self.core
+        extra = encode_rate_headers(core.rate_headers(state.verdict, time.time()))
+        if state.request_id is not None and header(sent, core.request_id_raw) is None:
+            extra.append((core.request_id_raw, state.request_id.encode("ascii")))
+        return extra
 
     # -- errors -------------------------------------------------------------------------
 
     async def answer(self, state: RequestState, exc: BaseException) -> bool:
         """Send the envelope for ``exc``; True when it was unexpected (to be re-raised)."""
-        scope = state.scope
-        response, unexpected = self.core.render(exc, scope.get("method", ""), scope.get("path", ""))
-        scope[ANSWERED_KEY] = exc
-        extra = self.core.rate_headers(state.verdict, time.time())
+        core = self.core
+        response, unexpected = core.render(exc, state)
+        state.scope[ANSWERED_KEY] = exc
+        extra = core.rate_headers(state.verdict, time.time()) + core.id_headers(state.request_id)
         if unexpected:
             # Re-raised below, so the server drops the connection (uvicorn does): say so,
             # or a keep-alive client's next request on it meets a reset.
             extra.append(("Connection", "close"))
-        await send_envelope(state.send_own, response, extra, scope.get("method") == "HEAD")
+        await send_envelope(state.send_own, response, extra, state.method == "HEAD")
         return unexpected
 
 
@@ -295,8 +325,9 @@ class Dispatch:
         await self.app(scope, receive, send)
 
 
-async def _drive(steps: Generator[Any, Any, list[PlanItem]]) -> list[PlanItem]:
-    """Run a plan, awaiting what the app's callables return when it is awaitable."""
+async def _drive(steps: Generator[Any, Any, T]) -> T:
+    """Run a plan (or a maintenance check), awaiting what the app's callables return when
+    it is awaitable."""
     try:
         value = next(steps)
         while True:
@@ -304,5 +335,5 @@ async def _drive(steps: Generator[Any, Any, list[PlanItem]]) -> list[PlanItem]:
                 value = await value
             value = steps.send(value)
     except StopIteration as done:
-        result: list[PlanItem] = done.value
+        result: T = done.value
         return result

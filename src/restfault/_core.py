@@ -8,25 +8,29 @@ the client's address, headers — and the core's answers out:
 - ``plan``: each limit's storage key and cost (``key_func``, callables, dynamic limits);
 - ``_evaluate.evaluate`` (driven by ``_storage``): the verdict;
 - ``rate_headers``: the header values of a verdict (``_limiting.rate_header_values``);
-- ``denial``: the 429, rendered once per code;
-- ``render``: the envelope of any exception, and its log line.
+- ``maintenance``: whether maintenance mode answers the request 503 (``_maintenance``);
+- ``denial``: the 429, rendered once per code (``_denial``);
+- ``render``: the envelope of any exception;
+- the request's id (``_request_id``), and one log record per error response, with its
+  metric (``_observe``, ``_metrics``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import RestException, TooManyRequestsException
+from ._denial import Denial, Denials
+from ._errors import RestException, ServiceUnavailableException
 from ._evaluate import ExpiryCache
-from ._http import encode_headers
 from ._keys import address_key, client_address, safe_key
 from ._limiting import Limit, LimitOptions, PlanItem, Verdict, rate_header_values
 from ._logging import log_safe, logger
+from ._maintenance import maintenance_seconds
+from ._observe import Facts, Reporter
 from ._policies import HTTP_METHODS, NO_ENDPOINT, EndpointRules, Registry, Rule
 from ._render import ErrorResponse, Renderer
 from ._settings import Settings
@@ -52,17 +56,6 @@ class Applicable:
 
 
 NOTHING = Applicable((), ())
-
-
-@dataclass(frozen=True, slots=True)
-class Denial:
-    """A 429 envelope rendered once: status, headers and body (``Retry-After`` and the
-    rate-limit headers are the request's own), with the ASGI form of its headers."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    raw_headers: list[tuple[bytes, bytes]]
 
 
 class Core:
@@ -94,8 +87,19 @@ class Core:
         self.path_dependent = bool(self.path_rules or settings.exempt_paths)
         self.translate_hooks: list[Callable[[type[BaseException]], None]] = []
         self._applicable: dict[tuple[EndpointRules, str], Applicable] = {}
-        self._denials: dict[str | None, Denial] = {}
         self._shadow_logged = ExpiryCache(4096)
+        # Request ids: the header's name as each driver reads it (empty when off).
+        header = settings.request_id_header
+        self.request_id_header = header
+        self.request_id_raw = header.lower().encode("ascii") if header else b""
+        self.request_id_environ = "HTTP_" + header.upper().replace("-", "_") if header else ""
+        self.denials = Denials(self.renderer, ietf=settings.ietf_headers, with_ids=bool(header))
+        self.metrics = None
+        if settings.metrics:
+            from ._metrics import Metrics  # imports opentelemetry: only when asked for
+
+            self.metrics = Metrics()
+        self.reporter = Reporter(self.metrics)
         if settings.debug:
             logger.warning(
                 "restfault: debug=True shows exception types, messages and tracebacks to "
@@ -109,9 +113,38 @@ class Core:
         return not self.settings.enforce or self.registry.shadow
 
     @property
+    def observing(self) -> bool:
+        """Whether a verdict is to be ``observe``d: metrics, or shadow-mode limits."""
+        return self.metrics is not None or self.has_shadow
+
+    @property
     def limited(self) -> bool:
         """Whether any limit is declared at all (else nothing per request but envelopes)."""
         return bool(self.default_rules or self.path_rules or self.registry)
+
+    @property
+    def admits(self) -> bool:
+        """Whether requests are admitted at all: limits, or maintenance mode, to decide."""
+        return self.settings.maintenance is not None or self.limited
+
+    # -- maintenance mode ---------------------------------------------------------------
+
+    def maintenance(
+        self, rules: EndpointRules, path: str, request: Callable[[], Any]
+    ) -> Generator[Any, Any, int | None]:
+        """``Retry-After`` seconds when maintenance mode answers this request 503, else
+        None (the driver awaits the callable's answer in ASGI)."""
+        check = self.settings.maintenance
+        if check is None or rules.exempt or self.is_exempt_path(path):
+            return None
+        return maintenance_seconds((yield check(request())))
+
+    def unavailable(self, seconds: int, facts: Facts) -> ErrorResponse:
+        """The 503 of maintenance mode (logged at INFO: it was asked for)."""
+        rest = ServiceUnavailableException(retry_after=seconds)
+        response = self.renderer.render_rest(rest, None, facts.request_id)
+        self.reporter.error(facts, response.status, rest.code, None, maintenance=True)
+        return response
 
     # -- which limits apply -------------------------------------------------------------
 
@@ -213,31 +246,30 @@ class Core:
             verdict, now, legacy=settings.headers_enabled, ietf=settings.ietf_headers
         )
 
+    def id_headers(self, request_id: str | None) -> list[tuple[str, str]]:
+        """The request-id header of a response (none when request ids are off)."""
+        if request_id is None or self.request_id_header is None:
+            return []
+        return [(self.request_id_header, request_id)]
+
     def retry_after(self, verdict: Verdict, now: float) -> int:
         """Whole seconds until a denied request would really pass (rounded up, >= 1)."""
         reported = verdict.reported
         return max(1, math.ceil(reported.reset - now)) if reported is not None else 1
 
-    def denial(self, verdict: Verdict) -> Denial | None:
-        """The 429 envelope of a denied verdict, rendered once per limit code; None for a
-        callable style, which renders every exception itself."""
-        code = verdict.reported.code if verdict.reported is not None else None
-        try:
-            return self._denials[code]
-        except KeyError:
-            pass
-        if callable(self.settings.style):
-            return None
-        rendered = self.renderer.render_rest(TooManyRequestsException(code=code))
-        denial = Denial(
-            rendered.status, rendered.headers, rendered.body, encode_headers(rendered.headers)
-        )
-        self._denials[code] = denial
+    def denial(self, verdict: Verdict, facts: Facts, now: float) -> Denial:
+        """The 429 envelope of a denied verdict (rendered once per limit code, the
+        request's id spliced in), logged once per client key and limit until its reset."""
+        denial = self.denials.denial(verdict, facts.request_id, now)
+        self.reporter.denied(facts, verdict, denial.code, now)
         return denial
 
     def observe(self, verdict: Verdict, now: float) -> None:
-        """Log each shadow-mode limit a request would have breached: once per key and limit
-        until its reset, so one client's flood writes one line."""
+        """Count the verdict's decisions (``metrics``), and log each shadow-mode limit a
+        request would have breached: once per key and limit until its reset, so one
+        client's flood writes one line."""
+        if self.metrics is not None:
+            self.metrics.decided(verdict)
         for decision in verdict.decisions:
             if decision.enforced or decision.allowed:
                 continue
@@ -252,37 +284,13 @@ class Core:
                     max(1, math.ceil(decision.reset - now)),
                 )
 
-    def render(self, exc: BaseException, method: str, path: str) -> tuple[ErrorResponse, bool]:
-        """The envelope for ``exc`` and whether it was unexpected (then it is logged here)."""
+    def render(self, exc: BaseException, facts: Facts) -> tuple[ErrorResponse, bool]:
+        """The envelope for ``exc`` and whether it was unexpected; its log record is
+        written here (``_observe``)."""
         rest, unexpected = self.renderer.resolve(exc)
-        if unexpected:
-            logger.error(
-                "restfault: unhandled %s on %s %s",
-                type(exc).__name__,
-                log_safe(method, 16),
-                log_safe(path),
-                exc_info=exc,
-            )
-        elif rest is not exc and rest.status_code >= 500:
-            logger.error(
-                "restfault: %s on %s %s became %d %s",
-                type(exc).__name__,
-                log_safe(method, 16),
-                log_safe(path),
-                rest.status_code,
-                rest.code,
-                exc_info=exc,
-            )
-        elif rest is not exc and logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "restfault: %s on %s %s answered %d %s",
-                type(exc).__name__,
-                log_safe(method, 16),
-                log_safe(path),
-                rest.status_code,
-                rest.code,
-            )
-        return self.renderer.render_resolved(exc, rest, unexpected), unexpected
+        response = self.renderer.render_resolved(exc, rest, unexpected, facts.request_id)
+        self.reporter.error(facts, response.status, rest.code, exc, unexpected=unexpected)
+        return response, unexpected
 
     def rest_exception(self, exc: BaseException) -> RestException:
         return self.renderer.resolve(exc)[0]

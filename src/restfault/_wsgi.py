@@ -1,47 +1,95 @@
 """The WSGI driver: carries a request's facts to the core and its answers back.
 
-Shared by ``restfault.wsgi`` and the Flask adapter. ``admit`` decides a request's limits
-(sync ``limits`` storage, bounded by ``storage_timeout``); ``answer`` starts the envelope
-of an exception; ``Body`` wraps the app's body iterable to convert a held error response,
-to answer a failure before the first chunk with the envelope (after it, log and re-raise,
-so the server closes the connection instead of sending a second, corrupt response), and
-to count ``deduct_when`` limits once the response is done.
+Shared by ``restfault.wsgi`` and the Flask adapter. An ``Exchange`` is one request (its
+id too: ``request_id_header``); ``admit`` decides its maintenance mode and limits (sync
+``limits`` storage, bounded by ``storage_timeout``); ``answer`` starts the envelope of an
+exception; ``Body`` wraps the app's body iterable to convert a held error response, to
+answer a failure before the first chunk with the envelope (after it, log and re-raise, so
+the server closes the connection instead of sending a second, corrupt response), to hold
+the request's id while a streamed body is produced, and to count ``deduct_when`` limits
+once the response is done.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from ._core import Core
 from ._http import clean_headers, status_line
 from ._limiting import PlanItem, Verdict
 from ._logging import log_after_start, logger
 from ._policies import NO_ENDPOINT, EndpointRules
+from ._request_id import assign_request_id, request_id_var
 from ._storage import SyncLimiter
 from ._translate import http_exception
 
-__all__ = ["Body", "Exchange", "admit", "answer", "denial_response", "discard", "finish", "respond"]
+__all__ = [
+    "Answer",
+    "Body",
+    "Exchange",
+    "admit",
+    "answer",
+    "discard",
+    "finish",
+    "respond",
+]
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
+# restfault's own answer to a request it does not let through: status, headers, body.
+Answer = tuple[int, list[tuple[str, str]], bytes]
 EXCHANGE_KEY = "restfault.exchange"  # in the environ: the Flask adapter's hooks find it
+T = TypeVar("T")
 
 
 class Exchange:
     """One request's WSGI state, shared by the middleware, the hooks and the body."""
 
-    __slots__ = ("deducts", "environ", "held", "start_response", "started", "status", "verdict")
+    __slots__ = (
+        "began",
+        "deducts",
+        "environ",
+        "held",
+        "method",
+        "request_id",
+        "start_response",
+        "started",
+        "status",
+        "verdict",
+    )
 
-    def __init__(self, environ: Environ, start_response: StartResponse) -> None:
+    def __init__(self, core: Core, environ: Environ, start_response: StartResponse) -> None:
+        self.began = time.perf_counter()
         self.environ = environ
         self.start_response = start_response
+        self.method: str = environ.get("REQUEST_METHOD", "GET")
         self.verdict: Verdict | None = None
         self.held: tuple[int, list[tuple[str, str]]] | None = None
         self.started = False
         self.status = 0
         self.deducts: list[PlanItem] = []
+        name = core.request_id_environ
+        self.request_id = assign_request_id(environ.get(name)) if name else None
+
+    def logged_path(self) -> str:
+        path: str = self.environ.get("PATH_INFO", "")
+        try:  # PEP 3333: the path's bytes as latin-1; most clients send UTF-8
+            return path.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return path
+
+    def run(self, function: Callable[[], T]) -> T:
+        """``function()`` with this request's id as ``current_request_id()``."""
+        if self.request_id is None:
+            return function()
+        token = request_id_var.set(self.request_id)
+        try:
+            return function()
+        finally:
+            request_id_var.reset(token)
 
 
 def admit(
@@ -50,11 +98,18 @@ def admit(
     exchange: Exchange,
     endpoint: EndpointRules = NO_ENDPOINT,
     request: Callable[[], Any] | None = None,
-) -> Verdict | None:
-    """Decide this request's limits; the verdict (``.denied`` for a 429), or None."""
+) -> Answer | None:
+    """Decide this request's maintenance mode and limits: restfault's answer (a 503 or a
+    429; the rate-limit and request-id headers are the caller's to add), or None."""
     environ = exchange.environ
-    method = environ.get("REQUEST_METHOD", "GET")
-    applicable = core.applicable(method, environ.get("PATH_INFO", ""), endpoint)
+    method = exchange.method
+    path = environ.get("PATH_INFO", "")
+    if core.settings.maintenance is not None:
+        seconds = _drive(core.maintenance(endpoint, path, request or (lambda: environ)))
+        if seconds is not None:
+            response = core.unavailable(seconds, exchange)
+            return response.status, response.headers, response.body
+    applicable = core.applicable(method, path, endpoint)
     if not applicable.rules:
         return None
 
@@ -71,35 +126,24 @@ def admit(
     exchange.verdict = verdict
     if verdict is None:
         return None
-    if core.has_shadow:
-        core.observe(verdict, time.time())
-    if applicable.deducts and not verdict.denied:
-        exchange.deducts = [item for item in plan if item.limit.options.deduct_when is not None]
-    return verdict
-
-
-def denial_response(
-    core: Core, verdict: Verdict, method: str
-) -> tuple[int, list[tuple[str, str]], bytes]:
-    """The 429 of a denied verdict: status, headers (``Retry-After`` included; the
-    rate-limit headers are the caller's) and body, rendered once per limit code."""
     now = time.time()
-    denial = core.denial(verdict)
-    if denial is None:  # a callable style renders each exception itself
-        exc = verdict.reported.exception(now) if verdict.reported else None
-        response, _ = core.render(exc, method, "")  # type: ignore[arg-type]
-        return response.status, response.headers, response.body
-    retry = ("Retry-After", str(core.retry_after(verdict, now)))
-    return denial.status, [*denial.headers, retry], denial.body
+    if core.observing:
+        core.observe(verdict, now)
+    if verdict.denied:
+        # The 429, rendered once per limit code, with this request's Retry-After.
+        denial = core.denial(verdict, exchange, now)
+        retry = ("Retry-After", str(core.retry_after(verdict, now)))
+        return denial.status, [*denial.headers, retry], denial.body
+    if applicable.deducts:
+        exchange.deducts = [item for item in plan if item.limit.options.deduct_when is not None]
+    return None
 
 
 def answer(core: Core, exchange: Exchange, exc: BaseException) -> list[bytes]:
     """Start the envelope response for ``exc`` and return its body."""
-    environ = exchange.environ
-    method = environ.get("REQUEST_METHOD", "")
-    response, _ = core.render(exc, method, environ.get("PATH_INFO", ""))
+    response, _ = core.render(exc, exchange)
     respond(core, exchange, response.status, response.headers, exc)
-    return [b""] if method == "HEAD" else [response.body]
+    return [b""] if exchange.method == "HEAD" else [response.body]
 
 
 def respond(
@@ -115,8 +159,8 @@ def respond(
     exc_info = (type(exc), exc, exc.__traceback__) if exchange.started and exc else None
     exchange.started = True
     exchange.status = status
-    rate = core.rate_headers(exchange.verdict, time.time())
-    exchange.start_response(status_line(status), clean_headers(headers + rate), exc_info)
+    extra = core.rate_headers(exchange.verdict, time.time()) + core.id_headers(exchange.request_id)
+    exchange.start_response(status_line(status), clean_headers(headers + extra), exc_info)
 
 
 def finish(core: Core, limiter: SyncLimiter, exchange: Exchange) -> None:
@@ -160,7 +204,9 @@ class Body:
         body_sent = False
         while exchange.held is None:
             try:
-                chunk = next(iterator)
+                # The request's id is current while the app produces each chunk, never
+                # while the server holds the generator.
+                chunk = exchange.run(lambda: next(iterator))
             except StopIteration:
                 break
             except Exception as exc:
@@ -170,7 +216,7 @@ class Body:
                         exc, environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
                     )
                     raise
-                yield from answer(self.core, exchange, exc)
+                yield from exchange.run(partial(answer, self.core, exchange, exc))
                 return
             if exchange.held is None:
                 body_sent = body_sent or bool(chunk)
@@ -178,7 +224,8 @@ class Body:
         if exchange.held is not None:
             status, headers = exchange.held
             exchange.held = None
-            yield from answer(self.core, exchange, http_exception(status, None, headers))
+            held = http_exception(status, None, headers)
+            yield from exchange.run(partial(answer, self.core, exchange, held))
 
     def close(self) -> None:
         try:
@@ -189,9 +236,9 @@ class Body:
             finish(self.core, self.limiter, self.exchange)
 
 
-def _drive(steps: Generator[Any, Any, list[PlanItem]]) -> list[PlanItem]:
-    """Run a plan; a WSGI adapter cannot await, so an awaitable from the app's callable
-    is a bug in the app (a 500), never silently a key or a limit."""
+def _drive(steps: Generator[Any, Any, T]) -> T:
+    """Run a plan (or a maintenance check); a WSGI adapter cannot await, so an awaitable
+    from the app's callable is a bug in the app (a 500), never silently a key or a limit."""
     try:
         value = next(steps)
         while True:
@@ -205,5 +252,5 @@ def _drive(steps: Generator[Any, Any, list[PlanItem]]) -> list[PlanItem]:
                 )
             value = steps.send(value)
     except StopIteration as done:
-        result: list[PlanItem] = done.value
+        result: T = done.value
         return result

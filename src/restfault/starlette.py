@@ -30,10 +30,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._adapter import RoutedAdapter
-from ._asgi import ANSWERED_KEY, Pipeline
+from ._asgi import ANSWERED_KEY, STATE_KEY, Pipeline
 from ._core import Core
 from ._errors import BadRequestException, ConfigurationError, InvalidJsonException, RestException
 from ._http import encode_headers
+from ._observe import PlainFacts
 from ._options import Options, Unpack
 from ._render import ErrorResponse
 from ._settings import Settings
@@ -108,7 +109,10 @@ class RestFault(RoutedAdapter):
         if isinstance(exc, HTTPException) and exc.status_code < 400:
             # Not an error (304 Not Modified, a redirect): answered as Starlette would.
             return Response(status_code=exc.status_code, headers=exc.headers)
-        rendered, _ = self.core.render(exc, request.method, request.scope.get("path", ""))
+        facts = request.scope.get(STATE_KEY)
+        if facts is None:  # raised outside restfault's middleware (in one further out)
+            facts = PlainFacts(request.method, request.scope.get("path", ""))
+        rendered, _ = self.core.render(exc, facts)
         return _response(rendered, request.method == "HEAD")
 
     async def _handle_unexpected(self, request: Request, exc: Exception) -> Response:

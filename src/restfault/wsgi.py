@@ -23,17 +23,7 @@ from ._options import Options, Unpack
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import active_translations
-from ._wsgi import (
-    Body,
-    Environ,
-    Exchange,
-    StartResponse,
-    admit,
-    answer,
-    denial_response,
-    discard,
-    respond,
-)
+from ._wsgi import Body, Environ, Exchange, StartResponse, admit, answer, discard, respond
 
 __all__ = ["RestFaultMiddleware"]
 
@@ -54,7 +44,7 @@ class RestFaultMiddleware(Adapter):
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         core = self.core
-        exchange = Exchange(environ, start_response)
+        exchange = Exchange(core, environ, start_response)
 
         def hold_errors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             code = int(status.split(" ", 1)[0])
@@ -68,22 +58,29 @@ class RestFaultMiddleware(Adapter):
                 return discard
             exchange.started = True
             exchange.status = code
-            rate = core.rate_headers(exchange.verdict, time.time())
-            return start_response(status, [*headers, *rate], exc_info)
+            extra = core.rate_headers(exchange.verdict, time.time())
+            request_id = exchange.request_id
+            if request_id is not None and not any(k.lower() == id_name for k, _ in headers):
+                extra += core.id_headers(request_id)
+            return start_response(status, [*headers, *extra], exc_info)
 
+        id_name = (core.request_id_header or "").lower()
         token = active_translations.set(core.translations)
         try:
-            if core.limited:
-                verdict = admit(core, self.limiter, exchange)
-                if verdict is not None and verdict.denied:
-                    status, headers, body = denial_response(
-                        core, verdict, environ.get("REQUEST_METHOD", "")
-                    )
-                    respond(core, exchange, status, headers)
-                    return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
-            result: Iterable[bytes] = self.app(environ, hold_errors)
-        except Exception as exc:
-            result = answer(core, exchange, exc)
+            return exchange.run(lambda: self._call(exchange, hold_errors))
         finally:
             active_translations.reset(token)
+
+    def _call(self, exchange: Exchange, start_response: StartResponse) -> Iterable[bytes]:
+        core = self.core
+        try:
+            if core.admits:
+                answered = admit(core, self.limiter, exchange)
+                if answered is not None:
+                    status, headers, body = answered
+                    respond(core, exchange, status, headers)
+                    return [b"" if exchange.method == "HEAD" else body]
+            result: Iterable[bytes] = self.app(exchange.environ, start_response)
+        except Exception as exc:
+            result = answer(core, exchange, exc)
         return Body(core, self.limiter, result, exchange)
