@@ -25,6 +25,7 @@ API_NAMES = {
     "render_error",
     "run_batch",
     "arun_batch",
+    "current_request_id",
 }
 
 

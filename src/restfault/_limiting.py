@@ -24,6 +24,7 @@ __all__ = [
     "RateLimitDecision",
     "Verdict",
     "encode_rate_headers",
+    "policy_name",
     "rate_header_values",
     "sf_string",
 ]
@@ -84,11 +85,11 @@ class Limit:
         for index, item in enumerate(items):
             granularity = item.GRANULARITY.name
             prefix = f"{key_prefix}/{strategy}/{scope}/{item.amount}/{item.multiples}{granularity}/"
-            name = scope
+            name = policy_name(scope)
             if len(items) > 1:
                 window = item.get_expiry()
                 twins = [i for i, other in enumerate(items) if other.get_expiry() == window]
-                name = f"{scope};w={window}" + (
+                name = f"{name};w={window}" + (
                     f"#{twins.index(index) + 1}" if len(twins) > 1 else ""
                 )
             built.append(cls(item, scope, options, prefix, name))
@@ -189,6 +190,29 @@ class Verdict:
 
 def _reset(decision: RateLimitDecision) -> float:
     return decision.reset
+
+
+# What a policy name escapes: "%" itself, the separators of the suffixes ";w=60#2", the
+# characters a Structured Field String escapes, and anything but printable ASCII.
+_NAME_SAFE = frozenset(chr(c) for c in range(0x20, 0x7F)) - set('%;#"\\')
+
+
+def policy_name(scope: str) -> str:
+    """The ``RateLimit-Policy`` name of a budget scope: printable ASCII, distinct for
+    distinct scopes (other characters percent-encoded as UTF-8), so a Structured Field
+    String carries it unchanged and two limits never share a name.
+
+    >>> policy_name("path:/café/"), policy_name("shared:a;w=60")
+    ('path:/caf%C3%A9/', 'shared:a%3Bw=60')
+    """
+    if all(ch in _NAME_SAFE for ch in scope):
+        return scope
+    return "".join(
+        ch
+        if ch in _NAME_SAFE
+        else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        for ch in scope
+    )
 
 
 def sf_string(value: str) -> str:

@@ -30,11 +30,13 @@ __all__ = ["Metrics", "watch_storage"]
 
 
 class _Outage(Protocol):
-    failing_since: float | None
+    @property
+    def failing_since(self) -> float | None: ...
 
 
 class _Limiter(Protocol):
-    outage: _Outage
+    @property
+    def outage(self) -> _Outage: ...
 
 
 _watched: weakref.WeakSet[Any] = weakref.WeakSet()

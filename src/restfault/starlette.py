@@ -38,7 +38,7 @@ from ._observe import PlainFacts
 from ._options import Options, Unpack
 from ._render import ErrorResponse
 from ._settings import Settings
-from ._starlette_routes import Routes
+from ._starlette_routes import Answered, Routes
 from ._storage import AsyncLimiter
 
 __all__ = ["RestFault"]
@@ -69,6 +69,10 @@ class RestFault(RoutedAdapter):
         _body_limit_inside(app)
         self.install_handlers(app, top=True)
         app.state.restfault = self
+        if _is_fastapi(app):
+            from ._fastapi_openapi import install_openapi
+
+            install_openapi(app, self.core)  # its OpenAPI document tells the truth
 
     def install_handlers(self, app: Starlette, *, top: bool) -> None:
         """Answer ``app``'s errors with the envelope: the top app's, and a mounted app's."""
@@ -112,6 +116,10 @@ class RestFault(RoutedAdapter):
         facts = request.scope.get(STATE_KEY)
         if facts is None:  # raised outside restfault's middleware (in one further out)
             facts = PlainFacts(request.method, request.scope.get("path", ""))
+        elif not facts.admitted and await facts.pipeline.admit(facts, None):
+            # No endpoint was reached (a routing 404): admitted before the 404 is rendered
+            # and logged, as its 429 or maintenance 503 replaces it.
+            return Answered()
         rendered, _ = self.core.render(exc, facts)
         return _response(rendered, request.method == "HEAD")
 
@@ -161,6 +169,14 @@ def _response(rendered: ErrorResponse, head: bool) -> Response:
     response = Response(b"" if head else rendered.body, status_code=rendered.status)
     response.raw_headers = encode_headers(rendered.headers)
     return response
+
+
+def _is_fastapi(app: Starlette) -> bool:
+    try:
+        from fastapi import FastAPI
+    except ImportError:
+        return False
+    return isinstance(app, FastAPI)
 
 
 def _body_limit_inside(app: Starlette) -> None:
