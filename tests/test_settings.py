@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from restfault import ConfigurationError
-from restfault._settings import STORAGE_SCHEMES, Settings
+from restfault._backends import STORAGE_SCHEMES
+from restfault._settings import Settings
 
 
 async def _asgi_app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover

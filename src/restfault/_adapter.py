@@ -16,8 +16,9 @@ from ._core import Core
 from ._errors import ConfigurationError, RestException
 from ._limiting import LimitOptions
 from ._options import LimitValue
-from ._policies import check_methods
-from ._settings import Settings, check_callable, limit_spec
+from ._registry import check_methods
+from ._settings import Settings
+from ._validate import check_callable, limit_spec
 
 __all__ = ["Adapter", "RoutedAdapter"]
 

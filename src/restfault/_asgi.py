@@ -5,10 +5,10 @@ adapter. Per HTTP request (other scopes pass straight through) it
 
 - gives it its id (``request_id_header``), echoed on every response and held in
   ``current_request_id()`` while the app runs;
-- admits the request — maintenance mode, then limits, decided by the core, storage called
+- admits the request — maintenance mode and limits decided by the core, storage called
   through ``limits.aio`` — either before the app runs (no router known) or at the point
-  where the framework's router hands the request to an endpoint (``Dispatch``), and at the
-  latest when a response starts that no endpoint produced (a routing 404);
+  where the framework's router hands the request to an endpoint (``Dispatch``), and at
+  the latest when a response starts that no endpoint produced (a routing 404);
 - turns an exception escaping the app before the response started, and a framework's
   own non-JSON error response, into the envelope; adds the rate-limit headers;
 - never rewrites a response that has started: the error is logged and re-raised, so the
@@ -20,8 +20,8 @@ Per-request state lives in a ``RequestState`` kept in the scope, never on ``self
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Generator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ._asgi_messages import (
     Message,
@@ -35,10 +35,11 @@ from ._asgi_messages import (
     send_envelope,
 )
 from ._core import Core
-from ._http import encode_headers, is_json_media_type
+from ._http import is_json_media_type
 from ._limiting import PlanItem, Verdict, encode_rate_headers
-from ._logging import log_after_start, logger
-from ._policies import NO_ENDPOINT
+from ._logging import log_after_start
+from ._policies import Admission, Check, Steps
+from ._registry import NO_ENDPOINT
 from ._request_id import assign_request_id, request_id_var
 from ._storage import AsyncLimiter
 from ._translate import active_translations
@@ -46,7 +47,6 @@ from ._translate import active_translations
 __all__ = ["ANSWERED_KEY", "STATE_KEY", "Dispatch", "Pipeline", "RequestState"]
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-T = TypeVar("T")
 STATE_KEY = "restfault.state"
 # The exception restfault answered (and logged) for this request: a framework's outer
 # error handler that meets it again must neither answer nor log it a second time.
@@ -194,45 +194,48 @@ class Pipeline:
     # -- admission ----------------------------------------------------------------------
 
     async def admit(self, state: RequestState, endpoint: Any) -> bool:
-        """Decide this request's maintenance and limits, once; True when restfault has
-        answered it."""
+        """Decide this request's maintenance mode and limits, once; True when restfault
+        has answered it."""
         state.admitted = True
         core = self.core
         method = state.method
         rules = (
             core.registry.for_endpoint(endpoint, method) if endpoint is not None else NO_ENDPOINT
         )
-        if core.settings.maintenance is not None:
-            request = lambda: self.request(state)  # noqa: E731
-            seconds = await _drive(core.maintenance(rules, state.path, request))
-            if seconds is not None:
-                response = core.unavailable(seconds, state)
-                head = method == "HEAD"
-                await send_envelope(
-                    state.send_own, response, core.id_headers(state.request_id), head
-                )
-                return True
-        applicable = core.applicable(method, state.path, rules)
-        if not applicable.rules:
-            return False
-        if applicable.simple is not None:
-            plan = core.simple_plan(applicable.simple, self.address(state))
-        else:
-            plan = await _drive(
-                core.plan(applicable, lambda: self.address(state), lambda: self.request(state))
-            )
-        verdict = await self.limiter.check(plan)
-        if verdict is None:
-            return False
-        state.verdict = verdict
-        if core.observing:
-            core.observe(verdict, time.time())
-        if verdict.denied:
-            await self.deny(state, verdict)
+        steps = core.admit(
+            method,
+            state.path,
+            rules,
+            lambda: self.address(state),
+            lambda: self.request(state),
+            time.time,
+        )
+        admission = await self._drive(steps)
+        if admission.unavailable is not None:
+            response = core.unavailable(admission.unavailable, state)
+            await send_envelope(state.send_own, response, [], method == "HEAD")
             return True
-        if applicable.deducts:
-            state.deducts = [item for item in plan if item.limit.options.deduct_when is not None]
+        state.verdict = admission.verdict
+        state.deducts = admission.deducts
+        if admission.verdict is not None and admission.verdict.denied:
+            await self.refuse(state, admission.verdict)
+            return True
         return False
+
+    async def _drive(self, steps: Steps) -> Admission:
+        """Run an admission: evaluate its plan on the storage, await what the app's
+        callables return when it is awaitable."""
+        try:
+            value = next(steps)
+            while True:
+                if type(value) is Check:
+                    value = await self.limiter.check(value.plan)
+                elif hasattr(value, "__await__"):
+                    value = await value
+                value = steps.send(value)
+        except StopIteration as done:
+            admission: Admission = done.value
+            return admission
 
     def address(self, state: RequestState) -> str:
         if state.address is None:
@@ -251,31 +254,18 @@ class Pipeline:
             state.request = factory(state.scope) if factory is not None else state.scope
         return state.request
 
-    async def deny(self, state: RequestState, verdict: Verdict) -> None:
-        """Answer the 429 of ``verdict``: the envelope rendered once per code, with this
-        request's id, Retry-After and rate-limit headers."""
-        now = time.time()
-        core = self.core
-        denial = core.denial(verdict, state, now)
-        retry = ("Retry-After", str(core.retry_after(verdict, now)))
-        headers = [
-            *denial.raw_headers,
-            *encode_rate_headers([retry, *core.rate_headers(verdict, now)]),
-            *encode_headers(core.id_headers(state.request_id)),
-        ]
+    async def refuse(self, state: RequestState, verdict: Verdict) -> None:
+        """Answer the 429 of ``verdict``: its envelope rendered once per code, with this
+        request's Retry-After and rate-limit headers."""
+        denial, extra = self.core.refusal(verdict, state, time.time())
+        headers = [*denial.raw_headers, *encode_rate_headers(extra)]
         body = b"" if state.method == "HEAD" else denial.body
         await state.send_own({"type": "http.response.start", "status": 429, "headers": headers})
         await state.send_own({"type": "http.response.body", "body": body})
 
     async def deduct(self, state: RequestState) -> None:
         """Count the ``deduct_when`` limits whose predicate holds for the final status."""
-        counted = []
-        for item in state.deducts:
-            try:
-                if item.limit.options.deduct_when(state.status):  # type: ignore[misc]
-                    counted.append(item)
-            except Exception:
-                logger.exception("restfault: the deduct_when of %s failed", item.limit.name)
+        counted = self.core.counted_after(state.deducts, state.status)
         if counted:
             await self.limiter.deduct(counted)
 
@@ -323,17 +313,3 @@ class Dispatch:
         ):
             return
         await self.app(scope, receive, send)
-
-
-async def _drive(steps: Generator[Any, Any, T]) -> T:
-    """Run a plan (or a maintenance check), awaiting what the app's callables return when
-    it is awaitable."""
-    try:
-        value = next(steps)
-        while True:
-            if hasattr(value, "__await__"):
-                value = await value
-            value = steps.send(value)
-    except StopIteration as done:
-        result: T = done.value
-        return result

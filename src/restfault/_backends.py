@@ -1,4 +1,5 @@
-"""Which ``limits`` storage a URI names, built with timeouts, bounded retries and pools.
+"""Which ``limits`` storage a URI names (checked at start-up), built with timeouts, bounded
+retries and pools.
 
 Sync for WSGI, the ``limits.aio`` twin for ASGI; ``memory://`` is restfault's own
 ``InProcessStorage`` for both (dict work under a lock: nothing to await, nothing to time out).
@@ -6,7 +7,10 @@ Sync for WSGI, the ``limits.aio`` twin for ASGI; ``memory://`` is restfault's ow
 
 from __future__ import annotations
 
-from typing import Any, cast
+import importlib.util
+import re
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
 
 from limits.errors import ConfigurationError as LimitsConfigurationError
 from limits.storage import storage_from_string
@@ -14,9 +18,69 @@ from limits.storage import storage_from_string
 from ._errors import ConfigurationError
 from ._memory import InProcessStorage
 from ._ops import AsyncStorage, SyncStorage
-from ._settings import Settings, redacted_uri
 
-__all__ = ["build_async_storage", "build_sync_storage", "storage_options"]
+if TYPE_CHECKING:
+    from ._settings import Settings
+
+__all__ = [
+    "STORAGE_SCHEMES",
+    "build_async_storage",
+    "build_sync_storage",
+    "check_storage",
+    "redacted_uri",
+    "storage_options",
+]
+
+# scheme -> (driver module for sync code, for async code, the extra that installs them)
+STORAGE_SCHEMES: dict[str, tuple[str | None, str | None, str | None]] = {
+    "memory": (None, None, None),
+    "redis": ("redis", "redis", "redis"),
+    "rediss": ("redis", "redis", "redis"),
+    "redis+unix": ("redis", "redis", "redis"),
+    "redis+cluster": ("redis", "redis", "redis"),
+    "redis+sentinel": ("redis", "redis", "redis"),
+    "memcached": ("pymemcache", "memcachio", "memcached"),
+}
+# Strategies each storage family supports (limits raises deep inside otherwise).
+_MEMCACHED_STRATEGIES = ("fixed-window", "sliding-window-counter")
+
+# The user info of a URI (greedy: an unencoded "@" in a password still ends at the last
+# one), and password parameters in its query string.
+_USERINFO = re.compile(r"(?<=://)[^/?#]*@")
+_PASSWORD_PARAMETER = re.compile(r"(?i)(password=)[^&#]*")
+
+
+def redacted_uri(uri: str) -> str:
+    """``uri`` without its credentials, fit for a log line or an error message.
+
+    >>> redacted_uri("redis://:hunter2@cache:6379/0")
+    'redis://***@cache:6379/0'
+    """
+    return _PASSWORD_PARAMETER.sub(r"\1***", _USERINFO.sub("***@", uri))
+
+
+def check_storage(uri: str, strategy: str, asynchronous: bool) -> None:
+    """The storage URI names a known scheme, its driver is installed, and it supports
+    the strategy."""
+    scheme = urlsplit(uri).scheme.lower()
+    if scheme not in STORAGE_SCHEMES:
+        raise ConfigurationError(
+            f"storage_uri={redacted_uri(uri)!r}: unknown scheme {scheme!r}; "
+            f"known schemes: {', '.join(s + '://' for s in STORAGE_SCHEMES)}"
+        )
+    sync_driver, async_driver, extra = STORAGE_SCHEMES[scheme]
+    driver = async_driver if asynchronous else sync_driver
+    if driver is not None and importlib.util.find_spec(driver) is None:
+        raise ConfigurationError(
+            f"storage_uri={redacted_uri(uri)!r} needs the {driver!r} package: "
+            f"pip install 'restfault[{extra}]'"
+        )
+    if scheme == "memcached" and strategy not in _MEMCACHED_STRATEGIES:
+        raise ConfigurationError(
+            f"strategy={strategy!r} does not work on memcached://; use one of: "
+            f"{', '.join(map(repr, _MEMCACHED_STRATEGIES))}"
+        )
+
 
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+cluster", "redis+sentinel")
 _POOLED_SCHEMES = ("redis", "rediss", "redis+unix")

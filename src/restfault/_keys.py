@@ -7,7 +7,7 @@ import hashlib
 import ipaddress
 from typing import Any
 
-from ._settings import Network
+from ._validate import Network
 
 __all__ = ["address_key", "client_address", "safe_key"]
 

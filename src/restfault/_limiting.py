@@ -264,5 +264,10 @@ _RAW_NAMES = {
 
 def encode_rate_headers(values: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     """``rate_header_values`` as ASGI header pairs: ASCII names, and values of digits or
-    sanitised structured-field strings, so there is nothing to escape."""
-    return [(_RAW_NAMES[name], value.encode("ascii")) for name, value in values]
+    sanitised structured-field strings, so there is nothing to escape (nor in a request
+    id header: a token name, a visible-ASCII value)."""
+    names = _RAW_NAMES
+    return [
+        (names.get(name) or name.lower().encode("ascii"), value.encode("ascii"))
+        for name, value in values
+    ]

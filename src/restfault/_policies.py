@@ -1,267 +1,284 @@
-"""Which limits apply to a request: declared limits, the endpoint registry, exemptions.
+"""The rate-limit decisions of one request, written once for every adapter.
 
-A ``Rule`` is one declared limit value — ``default_limits``, a ``path_limits`` entry, a
-``.shared_limit()`` scope or an endpoint's ``.limit()`` — with its keywords; static values
-are parsed once, callable ones per distinct returned string, once. The ``Registry``
-holds what the decorators declared; ``EndpointRules`` are an endpoint's, found once per
-endpoint the framework's router dispatches to (through ``functools.wraps`` wrappers and
-class-based views). ``applicable`` puts them together for one request.
+``Policies.admit`` is a sans-IO generator: from plain facts (method, path, the endpoint
+the framework's router dispatched to, the client's address, a request object made on
+demand) it decides whether maintenance mode answers the request (``maintenance``), which
+limits apply (``applicable``), what each one's storage key and cost are (``plan``), asks
+its driver to evaluate them on the storage (it yields a ``Check``), and returns the
+``Admission``. It also yields what the app's callables return
+(``key_func``, callable limits and costs): the ASGI driver awaits what is awaitable, the
+WSGI driver refuses it. So only the awaiting and the storage I/O exist twice.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+import hashlib
+import math
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._errors import ConfigurationError
-from ._limiting import Limit, LimitOptions
-from ._settings import LimitSpec, parse_limits
+from ._evaluate import ExpiryCache
+from ._keys import address_key, client_address, safe_key
+from ._limiting import Limit, LimitOptions, PlanItem, Verdict
+from ._logging import log_safe, logger
+from ._maintenance import maintenance_seconds
+from ._registry import HTTP_METHODS, NO_ENDPOINT, EndpointRules, Registry, Rule
+from ._settings import Settings
 
-__all__ = ["EndpointRules", "Registry", "Rule", "check_methods", "endpoint_name", "reachable"]
+if TYPE_CHECKING:
+    from ._metrics import Metrics
 
-HTTP_METHODS = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
-)
-_DYNAMIC_CACHE = 1024  # distinct strings a limit callable may return before caching stops
+__all__ = ["Admission", "Applicable", "Check", "Policies", "checked_cost"]
 
 
-class Rule:
-    """One declared limit value in one budget scope, with its keywords."""
+@dataclass(frozen=True, slots=True)
+class Applicable:
+    """The limits that apply to one kind of request: its rules, and — when every one of
+    them is static, keyed by the client and of fixed cost — the limits themselves, so the
+    plan needs no request object and no callable."""
 
-    __slots__ = (
-        "_lock",
-        "_parsed",
-        "dynamic",
-        "key_prefix",
-        "option",
-        "options",
-        "scope",
-        "static",
-        "strategy",
-    )
+    rules: tuple[Rule, ...]
+    simple: tuple[Limit, ...] | None
+    # Some limit is counted only after the response (``deduct_when``).
+    deducts: bool = False
 
-    def __init__(
-        self,
-        spec: LimitSpec,
-        scope: str,
-        options: LimitOptions,
-        *,
-        key_prefix: str,
-        strategy: str,
-        option: str,
-    ) -> None:
-        self.scope = scope
-        self.options = options
-        self.key_prefix = key_prefix
-        self.strategy = strategy
-        self.option = option
-        self._parsed: dict[Any, tuple[Limit, ...]] = {}
-        self._lock = threading.Lock()
-        self.dynamic: Callable[[Any], Any] | None = None
-        self.static: tuple[Limit, ...] | None = None
-        if callable(spec):
-            self.dynamic = spec
-        else:
-            self.static = self._build(spec, ConfigurationError)
 
-    def _build(self, items: Any, error: type[Exception]) -> tuple[Limit, ...]:
-        cost = self.options.cost
-        for item in items:
-            if isinstance(cost, int) and cost > item.amount:
-                raise error(
-                    f"{self.option}: cost={cost} is more than {item} allows, so no request "
-                    "could ever pass; lower the cost or raise the limit"
-                )
-        return Limit.build_all(
-            tuple(items), self.scope, self.options, self.key_prefix, self.strategy
+NOTHING = Applicable((), ())
+
+
+class Check(NamedTuple):
+    """Asks the driver to evaluate ``plan`` on its storage and send back the verdict."""
+
+    plan: list[PlanItem]
+
+
+@dataclass(slots=True)
+class Admission:
+    """What admitting a request decided: the verdict the response reports (None when no
+    limit applied), and the limits to count once the response's status is known."""
+
+    verdict: Verdict | None = None
+    deducts: list[PlanItem] = field(default_factory=list)
+    # Maintenance mode answers the request 503 with this Retry-After (no limit counted).
+    unavailable: int | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.verdict is not None and self.verdict.denied
+
+
+ADMITTED = Admission()
+Steps = Generator[Any, Any, Admission]
+
+
+class Policies:
+    """Default, path, shared and endpoint limits, decided per request."""
+
+    settings: Settings
+    registry: Registry
+    metrics: Metrics | None = None
+
+    def __init__(self, settings: Settings, registry: Registry) -> None:
+        options = LimitOptions(enforce=settings.enforce)
+        self.default_rules: tuple[Rule, ...] = ()
+        if settings.default_limits:
+            self.default_rules = (
+                registry.rule(settings.default_limits, "default", options, "default_limits"),
+            )
+        self.path_rules = tuple(
+            (prefix, registry.rule(spec, f"path:{prefix}", options, f"path_limits[{prefix!r}]"))
+            for prefix, spec in settings.path_limits
+            if spec
         )
+        self.path_dependent = bool(self.path_rules or settings.exempt_paths)
+        self._applicable: dict[tuple[EndpointRules, str], Applicable] = {}
+        self._shadow_logged = ExpiryCache(4096)
 
-    def resolve(self, value: Any) -> tuple[Limit, ...]:
-        """The limits a callable returned for this request (a string is parsed only once)."""
-        key = value if isinstance(value, str) or value is None else _hashable(value)
-        try:
-            return self._parsed[key]
-        except (KeyError, TypeError):
-            pass
-        if value is None:
-            return ()
-        try:
-            items = parse_limits(value, self.option)
-            limits = self._build(items, TypeError)
-        except ConfigurationError as exc:
-            # Raised per request, not at start-up: a bug in the app's callable, a 500.
-            raise TypeError(f"the limit callable returned {value!r}: {exc}") from None
-        with self._lock:
-            if len(self._parsed) < _DYNAMIC_CACHE:
-                self._parsed[key] = limits
-        return limits
+    @property
+    def limited(self) -> bool:
+        """Whether any limit is declared at all (else nothing per request but envelopes)."""
+        return bool(self.default_rules or self.path_rules or self.registry)
 
-    def same_declaration(self, spec: LimitSpec, options: LimitOptions) -> bool:
-        if self.options != options:
-            return False
-        if callable(spec):
-            return spec is self.dynamic
-        return self.static is not None and tuple(x.item for x in self.static) == spec
+    @property
+    def admits(self) -> bool:
+        """Whether requests are admitted at all: limits, or maintenance mode, to decide."""
+        return self.settings.maintenance is not None or self.limited
 
+    @property
+    def has_shadow(self) -> bool:
+        """Whether some limit runs in shadow mode (``enforce=False``)."""
+        return not self.settings.enforce or self.registry.shadow
 
-def _hashable(value: Any) -> Any:
-    try:
-        return tuple(value)
-    except TypeError:
-        return object()  # never found: parsed (and refused) below
+    @property
+    def observing(self) -> bool:
+        """Whether a verdict is to be ``observe``d: metrics, or shadow-mode limits."""
+        return self.metrics is not None or self.has_shadow
 
+    # -- which limits apply -------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True, eq=False)
-class EndpointRules:
-    """What one routed endpoint (and request method) brings: an exemption, and its own and
-    shared limits in the order they were declared."""
+    def is_exempt_path(self, path: str) -> bool:
+        for exempt in self.settings.exempt_paths:
+            if path == exempt or (exempt.endswith("/") and path.startswith(exempt)):
+                return True
+        return False
 
-    exempt: bool = False
-    rules: tuple[Rule, ...] = ()
-
-
-NO_ENDPOINT = EndpointRules()
-
-
-def endpoint_name(endpoint: Any) -> str:
-    module = getattr(endpoint, "__module__", None) or "?"
-    qualname = getattr(endpoint, "__qualname__", None) or repr(endpoint)
-    return f"{module}.{qualname}"
-
-
-class Registry:
-    """The endpoints' limits and exemptions declared with the adapter's decorators."""
-
-    def __init__(self, key_prefix: str, strategy: str, asynchronous: bool) -> None:
-        self.key_prefix = key_prefix
-        self.strategy = strategy
-        self.asynchronous = asynchronous
-        self.limits: dict[Any, list[Rule]] = {}
-        self.exempt: set[Any] = set()
-        self.shared: dict[str, Rule] = {}
-        self._scopes: dict[str, Any] = {}  # endpoint scope name -> the function that has it
-        self._resolved: dict[tuple[Any, str], EndpointRules] = {}
-        self.reached: set[Any] = set()  # declared functions a router was seen to dispatch to
-        self.shadow = False  # some declared limit has enforce=False
-
-    def __bool__(self) -> bool:
-        return bool(self.limits or self.exempt)
-
-    def scope_of(self, endpoint: Any) -> str:
-        """The budget scope of an endpoint: its dotted name, made distinct per function
-        (two endpoints built by one factory share a ``__qualname__``) in declaration
-        order, so every process names them alike."""
-        base = name = endpoint_name(endpoint)
-        number = 1
-        while self._scopes.setdefault(name, endpoint) is not endpoint:
-            number += 1
-            name = f"{base}#{number}"
-        return name
-
-    def rule(self, spec: LimitSpec, scope: str, options: LimitOptions, option: str) -> Rule:
-        self.shadow = self.shadow or not options.enforce
-        return Rule(
-            spec, scope, options, key_prefix=self.key_prefix, strategy=self.strategy, option=option
-        )
-
-    def add_limit(self, endpoint: Any, rule: Rule) -> None:
-        self.limits.setdefault(endpoint, []).append(rule)
-        self._resolved.clear()
-
-    def add_exempt(self, endpoint: Any) -> None:
-        self.exempt.add(endpoint)
-        self._resolved.clear()
-
-    def shared_rule(self, spec: LimitSpec, scope: str, options: LimitOptions) -> Rule:
-        existing = self.shared.get(scope)
-        if existing is not None:
-            if not existing.same_declaration(spec, options):
-                raise ConfigurationError(
-                    f"shared_limit scope {scope!r} is declared again with another value or "
-                    "other keywords; every endpoint of one scope shares one declaration"
-                )
-            return existing
-        rule = self.rule(spec, f"shared:{scope}", options, f"shared_limit({scope!r})")
-        self.shared[scope] = rule
-        return rule
-
-    def for_endpoint(self, endpoint: Any, method: str) -> EndpointRules:
-        """The rules of the endpoint a router dispatched a ``method`` request to."""
+    def applicable(
+        self, method: str, path: str, endpoint: EndpointRules = NO_ENDPOINT
+    ) -> Applicable:
+        """The limits of a ``method`` request to ``path``, routed to ``endpoint``: default
+        and path limits unless exempt, then the endpoint's shared and own limits."""
+        if self.path_dependent:
+            return self._applicable_to(method, path, endpoint)
         key = (endpoint, method)
         try:
-            return self._resolved[key]
+            return self._applicable[key]
         except KeyError:
-            pass
-        except TypeError:  # an unhashable endpoint object: nothing can be declared on it
-            return NO_ENDPOINT
-        exempt = False
+            found = self._applicable_to(method, path, endpoint)
+            if method in HTTP_METHODS:  # never a cache entry per invented method
+                self._applicable[key] = found
+            return found
+
+    def _applicable_to(self, method: str, path: str, endpoint: EndpointRules) -> Applicable:
         rules: list[Rule] = []
-        for function in _dispatched(endpoint, method):
-            if function in self.exempt:
-                exempt = True
-                self.reached.add(function)
-            for rule in self.limits.get(function, ()):
-                self.reached.add(function)
-                if rule not in rules:
-                    rules.append(rule)
-        resolved = EndpointRules(exempt, tuple(rules)) if exempt or rules else NO_ENDPOINT
-        self._resolved[key] = resolved
-        return resolved
+        if not (endpoint.exempt or (self.settings.exempt_paths and self.is_exempt_path(path))):
+            rules += self.default_rules
+            rules += [rule for prefix, rule in self.path_rules if path.startswith(prefix)]
+        for rule in endpoint.rules:
+            methods = rule.options.methods
+            if methods is None or method in methods:
+                rules.append(rule)
+        if not rules:
+            return NOTHING
+        simple: tuple[Limit, ...] | None = None
+        if self.settings.key_func is None and all(r.static is not None for r in rules):
+            flat = tuple(limit for r in rules for limit in r.static or ())
+            if all(limit.simple for limit in flat):
+                simple = flat
+        deducts = any(r.options.deduct_when is not None for r in rules)
+        return Applicable(tuple(rules), simple, deducts)
 
-    def declared(self) -> set[Any]:
-        return set(self.limits) | self.exempt
+    # -- the plan: storage keys and costs -----------------------------------------------
+
+    def address_key(self, peer: str | None, forwarded_for: Callable[[], str | None]) -> str:
+        """The key of the client's address (trusted proxies, IPv6 subnets applied)."""
+        settings = self.settings
+        if settings.trusted_proxies:
+            address = client_address(peer, forwarded_for(), settings.trusted_proxies)
+        else:
+            address = peer or "unknown"
+        return address_key(address, settings.ipv6_subnet)
+
+    def plan(
+        self, applicable: Applicable, address: Callable[[], str], request: Callable[[], Any]
+    ) -> Generator[Any, Any, list[PlanItem]]:
+        """Each limit's storage key and cost for this request, calling the app's callables
+        (``key_func``, limit values, per-limit ``key_func`` and ``cost``) as needed."""
+        if applicable.simple is not None:
+            client_key = address()
+            return [
+                PlanItem(x, x.storage_prefix + client_key, x.fixed_cost) for x in applicable.simple
+            ]
+        custom_key: str | None = None
+        key_func = self.settings.key_func
+        if key_func is not None:
+            custom = yield key_func(request())
+            if custom is not None:
+                custom_key = safe_key(custom)
+        client_key = address() if custom_key is None else custom_key
+        items: list[PlanItem] = []
+        for rule in applicable.rules:
+            limits = rule.static
+            if limits is None:
+                limits = rule.resolve((yield rule.dynamic(request())))  # type: ignore[misc]
+            for limit in limits:
+                options = limit.options
+                key = client_key
+                if options.key_func is not None:
+                    custom = yield options.key_func(request())
+                    if custom is not None:
+                        key = safe_key(custom)
+                cost = options.cost
+                if callable(cost):
+                    cost = checked_cost((yield cost(request())))
+                items.append(PlanItem(limit, limit.storage_prefix + key, cost))
+        return items
+
+    # -- admission ----------------------------------------------------------------------
+
+    def admit(
+        self,
+        method: str,
+        path: str,
+        endpoint: EndpointRules,
+        address: Callable[[], str],
+        request: Callable[[], Any],
+        now: Callable[[], float],
+    ) -> Steps:
+        """Decide one request's limits (see the module docstring for what it yields)."""
+        if self.settings.maintenance is not None:
+            seconds = yield from self.maintenance(path, endpoint, request)
+            if seconds is not None:
+                return Admission(unavailable=seconds)
+        applicable = self.applicable(method, path, endpoint)
+        if not applicable.rules:
+            return ADMITTED
+        plan = yield from self.plan(applicable, address, request)
+        verdict: Verdict | None = yield Check(plan)
+        if verdict is None:  # on_storage_error="allow" during an outage
+            return ADMITTED
+        if self.observing:
+            self.observe(verdict, now())
+        if applicable.deducts and not verdict.denied:
+            deducts = [item for item in plan if item.limit.options.deduct_when is not None]
+            return Admission(verdict, deducts)
+        return Admission(verdict)
+
+    def maintenance(
+        self, path: str, endpoint: EndpointRules, request: Callable[[], Any]
+    ) -> Generator[Any, Any, int | None]:
+        """``Retry-After`` seconds when maintenance mode answers this request 503, else
+        None: asked before any limit, for every endpoint but ``.exempt`` ones and
+        ``exempt_paths``."""
+        check = self.settings.maintenance
+        if check is None or endpoint.exempt or self.is_exempt_path(path):
+            return None
+        return maintenance_seconds((yield check(request())))
+
+    @staticmethod
+    def counted_after(deducts: list[PlanItem], status: int) -> list[PlanItem]:
+        """The ``deduct_when`` limits a response of ``status`` counts on."""
+        counted = []
+        for item in deducts:
+            try:
+                if item.limit.options.deduct_when(status):  # type: ignore[misc]
+                    counted.append(item)
+            except Exception:  # a bug in the app's predicate: logged, never a crash
+                logger.exception("restfault: the deduct_when of %s failed", item.limit.name)
+        return counted
+
+    def observe(self, verdict: Verdict, now: float) -> None:
+        """Count the verdict's decisions (``metrics``), and log each shadow-mode limit a
+        request would have breached: once per key and limit until its reset, so one
+        client's flood writes one line."""
+        if self.metrics is not None:
+            self.metrics.decided(verdict)
+        for decision in verdict.decisions:
+            if decision.enforced or decision.allowed:
+                continue
+            key = decision.key
+            if self._shadow_logged.get(key, now) is None:
+                self._shadow_logged.set(key, decision.reset, now)
+                logger.warning(
+                    "restfault: shadow mode: limit %s would have answered 429 to client %s "
+                    "(for %d s); enforce it with enforce=True",
+                    log_safe(decision.policy),
+                    hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:12],
+                    max(1, math.ceil(decision.reset - now)),
+                )
 
 
-def _dispatched(endpoint: Any, method: str) -> Iterable[Any]:
-    """What a request to ``endpoint`` runs: the endpoint and every function it wraps; for a
-    class-based view (Starlette's ``HTTPEndpoint``, Flask's ``MethodView``) the method's
-    handler, as the class picks it (HEAD falls back to ``get``)."""
-    cls = getattr(endpoint, "view_class", endpoint)  # Flask's as_view() function
-    if isinstance(cls, type):
-        name = method.lower()
-        handler = getattr(cls, name, None)
-        if handler is None and method == "HEAD":
-            handler = getattr(cls, "get", None)
-        yield from _unwrapped(endpoint)
-        if handler is not None:
-            yield from _unwrapped(handler)
-        return
-    yield from _unwrapped(endpoint)
-
-
-def reachable(endpoint: Any) -> list[Any]:
-    """Every function a request to ``endpoint`` may run, whatever its method (for the
-    warning about limits no route leads to)."""
-    found: list[Any] = []
-    for method in sorted(HTTP_METHODS):
-        found.extend(f for f in _dispatched(endpoint, method) if f not in found)
-    return found
-
-
-def _unwrapped(function: Any) -> Iterable[Any]:
-    seen = 0
-    while function is not None and seen < 32:  # a __wrapped__ cycle must not hang us
-        yield function
-        function = getattr(function, "__wrapped__", None)
-        seen += 1
-
-
-def check_methods(methods: Any, option: str) -> frozenset[str] | None:
-    """``methods=`` as upper-case HTTP method names; a typo raises now, not never matches."""
-    if methods is None:
-        return None
-    if isinstance(methods, str | bytes) or not isinstance(methods, Iterable):
-        raise ConfigurationError(
-            f"{option}: methods={methods!r} must be an iterable of HTTP methods, e.g. ['POST']"
-        )
-    names = frozenset(str(m).upper() for m in methods)
-    unknown = sorted(names - HTTP_METHODS)
-    if not names or unknown:
-        raise ConfigurationError(
-            f"{option}: methods={methods!r} names no HTTP method"
-            + (f" ({', '.join(unknown)} unknown)" if unknown else "")
-            + f"; use some of {', '.join(sorted(HTTP_METHODS))}"
-        )
-    return names
+def checked_cost(cost: Any) -> int:
+    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
+        raise TypeError(f"a limit's cost callable returned {cost!r}; it must return an int >= 1")
+    return cost

@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
 
 from ._asgi import STATE_KEY, Dispatch
 from ._logging import logger
-from ._policies import endpoint_name, reachable
+from ._registry import endpoint_name, reachable
 
 if TYPE_CHECKING:
     from .starlette import RestFault

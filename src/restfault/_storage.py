@@ -21,14 +21,14 @@ import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Generic, TypeVar
 
-from ._backends import build_async_storage, build_sync_storage
+from ._backends import build_async_storage, build_sync_storage, redacted_uri
 from ._errors import ConfigurationError, ServiceUnavailableException
 from ._evaluate import Evaluation, ExpiryCache, deduct, evaluate, known_denial
 from ._limiting import PlanItem, Verdict
 from ._logging import logger
 from ._memory import InProcessStorage
 from ._ops import AsyncStorage, StorageOp, SyncStorage
-from ._settings import Settings, redacted_uri
+from ._settings import Settings
 
 __all__ = ["AsyncLimiter", "SyncLimiter"]
 

@@ -13,15 +13,16 @@ once the response is done.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any, TypeVar
 
 from ._core import Core
 from ._http import clean_headers, status_line
 from ._limiting import PlanItem, Verdict
-from ._logging import log_after_start, logger
-from ._policies import NO_ENDPOINT, EndpointRules
+from ._logging import log_after_start
+from ._policies import Admission, Check, Steps
+from ._registry import NO_ENDPOINT, EndpointRules
 from ._request_id import assign_request_id, request_id_var
 from ._storage import SyncLimiter
 from ._translate import http_exception
@@ -35,6 +36,7 @@ __all__ = [
     "discard",
     "finish",
     "respond",
+    "with_request_id",
 ]
 
 Environ = dict[str, Any]
@@ -99,44 +101,34 @@ def admit(
     endpoint: EndpointRules = NO_ENDPOINT,
     request: Callable[[], Any] | None = None,
 ) -> Answer | None:
-    """Decide this request's maintenance mode and limits: restfault's answer (a 503 or a
-    429; the rate-limit and request-id headers are the caller's to add), or None."""
+    """Decide this request's maintenance mode and limits: restfault's own answer (a 503 or
+    a 429, every header included), or None to let the request through."""
     environ = exchange.environ
-    method = exchange.method
-    path = environ.get("PATH_INFO", "")
-    if core.settings.maintenance is not None:
-        seconds = _drive(core.maintenance(endpoint, path, request or (lambda: environ)))
-        if seconds is not None:
-            response = core.unavailable(seconds, exchange)
-            return response.status, response.headers, response.body
-    applicable = core.applicable(method, path, endpoint)
-    if not applicable.rules:
-        return None
 
     def address() -> str:
         return core.address_key(
             environ.get("REMOTE_ADDR"), lambda: environ.get("HTTP_X_FORWARDED_FOR")
         )
 
-    if applicable.simple is not None:
-        plan = core.simple_plan(applicable.simple, address())
-    else:
-        plan = _drive(core.plan(applicable, address, request or (lambda: environ)))
-    verdict = limiter.check(plan)
-    exchange.verdict = verdict
-    if verdict is None:
+    steps = core.admit(
+        exchange.method,
+        environ.get("PATH_INFO", ""),
+        endpoint,
+        address,
+        request or (lambda: environ),
+        time.time,
+    )
+    admission = _drive(steps, limiter)
+    if admission.unavailable is not None:
+        response = core.unavailable(admission.unavailable, exchange)
+        return response.status, response.headers, response.body
+    verdict = exchange.verdict = admission.verdict
+    exchange.deducts = admission.deducts
+    if verdict is None or not verdict.denied:
         return None
-    now = time.time()
-    if core.observing:
-        core.observe(verdict, now)
-    if verdict.denied:
-        # The 429, rendered once per limit code, with this request's Retry-After.
-        denial = core.denial(verdict, exchange, now)
-        retry = ("Retry-After", str(core.retry_after(verdict, now)))
-        return denial.status, [*denial.headers, retry], denial.body
-    if applicable.deducts:
-        exchange.deducts = [item for item in plan if item.limit.options.deduct_when is not None]
-    return None
+    denial, extra = core.refusal(verdict, exchange, time.time())
+    exchange.verdict = None  # its rate-limit headers are in the answer's
+    return denial.status, [*denial.headers, *extra], denial.body
 
 
 def answer(core: Core, exchange: Exchange, exc: BaseException) -> list[bytes]:
@@ -153,27 +145,37 @@ def respond(
     headers: list[tuple[str, str]],
     exc: BaseException | None = None,
 ) -> None:
-    """Start restfault's own response, with the rate-limit headers."""
+    """Start restfault's own response, with the rate-limit headers and the request id."""
     # exc_info only when replacing headers the app already passed on (PEP 3333); on a
     # first call, servers such as werkzeug's test client re-raise it.
     exc_info = (type(exc), exc, exc.__traceback__) if exchange.started and exc else None
     exchange.started = True
     exchange.status = status
-    extra = core.rate_headers(exchange.verdict, time.time()) + core.id_headers(exchange.request_id)
-    exchange.start_response(status_line(status), clean_headers(headers + extra), exc_info)
+    headers = with_request_id(
+        core, exchange, headers + core.rate_headers(exchange.verdict, time.time())
+    )
+    exchange.start_response(status_line(status), clean_headers(headers), exc_info)
+
+
+def with_request_id(
+    core: Core, exchange: Exchange, headers: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """``headers`` and the request's id, unless they carry it already (the app's own)."""
+    name = core.request_id_header
+    request_id = exchange.request_id
+    if name is None or request_id is None:
+        return headers
+    lowered = name.lower()
+    if any(key.lower() == lowered for key, _ in headers):
+        return headers
+    return [*headers, (name, request_id)]
 
 
 def finish(core: Core, limiter: SyncLimiter, exchange: Exchange) -> None:
     """After the response: count the ``deduct_when`` limits its final status asks for."""
     if not (exchange.deducts and exchange.status):
         return
-    counted = []
-    for item in exchange.deducts:
-        try:
-            if item.limit.options.deduct_when(exchange.status):  # type: ignore[misc]
-                counted.append(item)
-        except Exception:
-            logger.exception("restfault: the deduct_when of %s failed", item.limit.name)
+    counted = core.counted_after(exchange.deducts, exchange.status)
     exchange.deducts = []
     if counted:
         limiter.deduct(counted)
@@ -236,13 +238,16 @@ class Body:
             finish(self.core, self.limiter, self.exchange)
 
 
-def _drive(steps: Generator[Any, Any, T]) -> T:
-    """Run a plan (or a maintenance check); a WSGI adapter cannot await, so an awaitable
-    from the app's callable is a bug in the app (a 500), never silently a key or a limit."""
+def _drive(steps: Steps, limiter: SyncLimiter) -> Admission:
+    """Run an admission: evaluate its plan on the storage. A WSGI adapter cannot await,
+    so an awaitable from the app's callable is a bug in the app (a 500), never silently
+    a key or a limit."""
     try:
         value = next(steps)
         while True:
-            if hasattr(value, "__await__"):
+            if type(value) is Check:
+                value = limiter.check(value.plan)
+            elif hasattr(value, "__await__"):
                 close = getattr(value, "close", None)
                 if close is not None:
                     close()  # no "coroutine was never awaited" warning on top
@@ -252,5 +257,5 @@ def _drive(steps: Generator[Any, Any, T]) -> T:
                 )
             value = steps.send(value)
     except StopIteration as done:
-        result: T = done.value
-        return result
+        admission: Admission = done.value
+        return admission

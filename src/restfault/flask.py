@@ -33,7 +33,7 @@ from ._core import Core
 from ._http import clean_headers, is_json_media_type
 from ._logging import logger
 from ._options import Options, Unpack
-from ._policies import NO_ENDPOINT, EndpointRules, endpoint_name, reachable
+from ._registry import NO_ENDPOINT, EndpointRules, endpoint_name, reachable
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import active_translations, http_exception
@@ -109,8 +109,8 @@ class RestFault(RoutedAdapter):
         answered = admit(core, self.limiter, self._exchange(), self._endpoint_rules(), _request)
         if answered is None:
             return None
-        # A 429 (rendered once per code) or a maintenance 503: answered here rather than
-        # raised and caught.
+        # A 429 (rendered once per code) or maintenance mode's 503, every header included:
+        # answered here rather than raised and caught.
         status, headers, body = answered
         return current_app.response_class(body, status=status, headers=headers)
 

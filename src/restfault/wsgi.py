@@ -23,7 +23,17 @@ from ._options import Options, Unpack
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import active_translations
-from ._wsgi import Body, Environ, Exchange, StartResponse, admit, answer, discard, respond
+from ._wsgi import (
+    Body,
+    Environ,
+    Exchange,
+    StartResponse,
+    admit,
+    answer,
+    discard,
+    respond,
+    with_request_id,
+)
 
 __all__ = ["RestFaultMiddleware"]
 
@@ -59,14 +69,14 @@ class RestFaultMiddleware(Adapter):
             exchange.started = True
             exchange.status = code
             extra = core.rate_headers(exchange.verdict, time.time())
-            request_id = exchange.request_id
-            if request_id is not None and not any(k.lower() == id_name for k, _ in headers):
-                extra += core.id_headers(request_id)
-            return start_response(status, [*headers, *extra], exc_info)
+            return start_response(
+                status, with_request_id(core, exchange, headers + extra), exc_info
+            )
 
-        id_name = (core.request_id_header or "").lower()
         token = active_translations.set(core.translations)
         try:
+            # The request's id is current while the app runs (and in Body, while it
+            # produces a streamed body).
             return exchange.run(lambda: self._call(exchange, hold_errors))
         finally:
             active_translations.reset(token)
@@ -76,7 +86,7 @@ class RestFaultMiddleware(Adapter):
         try:
             if core.admits:
                 answered = admit(core, self.limiter, exchange)
-                if answered is not None:
+                if answered is not None:  # a 429, or maintenance mode's 503
                     status, headers, body = answered
                     respond(core, exchange, status, headers)
                     return [b"" if exchange.method == "HEAD" else body]

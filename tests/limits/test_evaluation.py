@@ -38,8 +38,8 @@ from restfault._ops import (
     SlidingWindow,
 )
 from restfault._policies import Rule
-from restfault._settings import parse_limits
 from restfault._storage import run
+from restfault._validate import parse_limits
 
 NOW = 1_800_000_000.25
 KEY = "rf/fixed-window/default/10/1minute/k"
