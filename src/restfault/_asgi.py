@@ -19,6 +19,7 @@ Per-request state lives in a ``RequestState`` kept in the scope, never on ``self
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -48,6 +49,7 @@ __all__ = ["ANSWERED_KEY", "STATE_KEY", "Dispatch", "Pipeline", "RequestState"]
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 STATE_KEY = "restfault.state"
+_PROXY_HEADERS = (b"x-forwarded-for", b"forwarded")
 # The exception restfault answered (and logged) for this request: a framework's outer
 # error handler that meets it again must neither answer nor log it a second time.
 ANSWERED_KEY = "restfault.answered"
@@ -167,6 +169,12 @@ class Pipeline:
                 return
             await send(message)
 
+        if core.requests_to_inspect > 0:
+            headers = scope.get("headers", ())
+            core.inspect_request(
+                multiprocessing.parent_process() is not None,  # uvicorn --workers
+                any(name.lower() in _PROXY_HEADERS for name, _ in headers),
+            )
         token = active_translations.set(core.translations)
         try:
             if not core.admits:

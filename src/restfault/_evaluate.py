@@ -133,8 +133,11 @@ def evaluate(plan: Sequence[PlanItem], how: Evaluation, now: float) -> Steps:
         refused = refused or (limit.enforce and not decision.allowed)
     verdict = Verdict.of(decisions)
     for item, decision in zip(plan, decisions, strict=True):
+        # Nothing passes until then. A penalty starts with a refused request, in the
+        # storage where every process sees it: a spent window alone is not cached for it.
         if decision.enforced and decision.remaining <= 0:
-            denials.set(item.key, decision.reset, now)  # nothing passes until then
+            if item.limit.options.block_for is None or not decision.allowed:
+                denials.set(item.key, decision.reset, now)
     return verdict
 
 

@@ -104,6 +104,11 @@ def admit(
     """Decide this request's maintenance mode and limits: restfault's own answer (a 503 or
     a 429, every header included), or None to let the request through."""
     environ = exchange.environ
+    if core.requests_to_inspect > 0:
+        core.inspect_request(
+            bool(environ.get("wsgi.multiprocess")),  # gunicorn -w 2 and more
+            "HTTP_X_FORWARDED_FOR" in environ or "HTTP_FORWARDED" in environ,
+        )
 
     def address() -> str:
         return core.address_key(

@@ -182,8 +182,16 @@ class Reply:
 @dataclass
 class Client:
     framework: str
-    get: Callable[..., Reply]
+    request: Callable[..., Reply]  # request(method, path, headers=None)
     limiter: Any
+    # The same app, reached from another client address.
+    from_peer: Callable[[str], Client] = field(repr=False, default=lambda peer: NotImplemented)
+
+    def get(self, path: str, *, headers: dict[str, str] | None = None) -> Reply:
+        return self.request("GET", path, headers=headers)
+
+    def post(self, path: str, *, headers: dict[str, str] | None = None) -> Reply:
+        return self.request("POST", path, headers=headers)
 
     def many(self, path: str, n: int, **kwargs: Any) -> list[Reply]:
         return [self.get(path, **kwargs) for _ in range(n)]
@@ -210,6 +218,27 @@ async def by_user_async(request: Any) -> str | None:
 
 def cost_from_header(request: Any) -> int:
     return int(_header_of(request, "x-cost") or "1")
+
+
+PLANS = {"gold": "3/minute", "free": "1/minute"}
+
+
+def plan_of(request: Any) -> str | None:
+    """A dynamic limit: the plan named by the X-Plan header; no header, no limit."""
+    plan = _header_of(request, "x-plan")
+    return PLANS.get(plan, plan) if plan else None
+
+
+async def plan_of_async(request: Any) -> str | None:
+    return plan_of(request)
+
+
+def failed(status: int) -> bool:
+    return status == 401
+
+
+def login_status(request: Any) -> int:
+    return 200 if _header_of(request, "x-password") == "right" else 401
 
 
 def _starlette(options: dict[str, Any], stack: contextlib.ExitStack, peer: str) -> Client:
@@ -245,8 +274,43 @@ def _starlette(options: dict[str, Any], stack: contextlib.ExitStack, peer: str) 
     async def boom(request: Any) -> JSONResponse:
         raise NotFoundException("no such thing", code="THING_NOT_FOUND")
 
+    @rf.limit("2/minute", deduct_when=failed, code="LOGIN_RATE_LIMIT")
+    async def login(request: Any) -> JSONResponse:
+        return JSONResponse({"ok": True}, status_code=login_status(request))
+
+    @rf.shared_limit("3/minute", "svc", code="SERVICE_LIMIT")
+    async def shared_a(request: Any) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    @rf.shared_limit("3/minute", "svc", code="SERVICE_LIMIT")
+    async def shared_b(request: Any) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    @rf.limit("1/minute", methods=["POST"])
+    async def posts(request: Any) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    @rf.limit("2/minute", block_for=300, code="BLOCKED")
+    async def blocked(request: Any) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    @rf.limit(plan_of_async)
+    async def plan(request: Any) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    @rf.limit("1/minute", enforce=False)
+    async def shadow(request: Any) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
     app = Starlette(
         routes=[
+            Route("/login", login, methods=["GET", "POST"]),
+            Route("/shared-a", shared_a),
+            Route("/shared-b", shared_b),
+            Route("/posts", posts, methods=["GET", "POST"]),
+            Route("/blocked", blocked),
+            Route("/plan", plan),
+            Route("/shadow", shadow),
             Route("/", index),
             Route("/health", index),
             Route("/limited", limited),
@@ -283,16 +347,21 @@ def _asgi_client(
     # One TestClient (one event loop) for the app's life: limits.aio pools are loop-bound.
     client = TestClient(app, client=(peer, 50000), raise_server_exceptions=False)
     stack.enter_context(client)
-    stack.callback(lambda: client.portal.call(aclose_storage, limiter.storage))
+    if not getattr(app, "restfault_closing", False):
+        stack.callback(lambda: client.portal.call(aclose_storage, limiter.storage))
 
-    def get(path: str, *, headers: dict[str, str] | None = None) -> Reply:
-        response = client.get(path, headers=headers or {})
+    def request(method: str, path: str, *, headers: dict[str, str] | None = None) -> Reply:
+        response = client.request(method, path, headers=headers or {})
         body = response.json() if response.content else None
         return Reply(
             response.status_code, {k.lower(): v for k, v in response.headers.items()}, body
         )
 
-    return Client(name, get, limiter)
+    def from_peer(other: str) -> Client:
+        app.restfault_closing = True  # closed once, by the first client
+        return _asgi_client(app, limiter, name, stack, other)
+
+    return Client(name, request, limiter, from_peer)
 
 
 def _flask(options: dict[str, Any], stack: contextlib.ExitStack, peer: str) -> Client:
@@ -334,6 +403,41 @@ def _flask(options: dict[str, Any], stack: contextlib.ExitStack, peer: str) -> C
     def boom() -> Any:
         raise NotFoundException("no such thing", code="THING_NOT_FOUND")
 
+    @app.route("/login", methods=["GET", "POST"])
+    @rf.limit("2/minute", deduct_when=failed, code="LOGIN_RATE_LIMIT")
+    def login() -> Any:
+        return {"ok": True}, login_status(flask_request)
+
+    @app.get("/shared-a")
+    @rf.shared_limit("3/minute", "svc", code="SERVICE_LIMIT")
+    def shared_a() -> Any:
+        return {"ok": True}
+
+    @app.get("/shared-b")
+    @rf.shared_limit("3/minute", "svc", code="SERVICE_LIMIT")
+    def shared_b() -> Any:
+        return {"ok": True}
+
+    @app.route("/posts", methods=["GET", "POST"])
+    @rf.limit("1/minute", methods=["POST"])
+    def posts() -> Any:
+        return {"ok": True}
+
+    @app.get("/blocked")
+    @rf.limit("2/minute", block_for=300, code="BLOCKED")
+    def blocked() -> Any:
+        return {"ok": True}
+
+    @app.get("/plan")
+    @rf.limit(plan_of)
+    def plan() -> Any:
+        return {"ok": True}
+
+    @app.get("/shadow")
+    @rf.limit("1/minute", enforce=False)
+    def shadow() -> Any:
+        return {"ok": True}
+
     rf.init_app(app)
     return _wsgi_client(app, rf.limiter, "flask", stack, peer)
 
@@ -355,15 +459,19 @@ def _wsgi_client(
     client = WerkzeugClient(app)
     stack.callback(close_storage, limiter.storage)
 
-    def get(path: str, *, headers: dict[str, str] | None = None) -> Reply:
-        response = client.get(path, headers=headers or {}, environ_base={"REMOTE_ADDR": peer})
+    def request(method: str, path: str, *, headers: dict[str, str] | None = None) -> Reply:
+        response = client.open(
+            path, method=method, headers=headers or {}, environ_base={"REMOTE_ADDR": peer}
+        )
         try:
             body = response.get_json(silent=True)
             return Reply(response.status_code, {k.lower(): v for k, v in response.headers}, body)
         finally:
             response.close()
 
-    return Client(name, get, limiter)
+    return Client(
+        name, request, limiter, lambda other: _wsgi_client(app, limiter, name, stack, other)
+    )
 
 
 BUILDERS = {"starlette": _starlette, "flask": _flask, "asgi": _asgi, "wsgi": _wsgi}
