@@ -251,7 +251,7 @@ def _flask_app(rf: Any) -> Any:
         def endpoint() -> Any:
             return jsonify(view())
 
-        endpoint.__name__ = "observed" + path.replace("/", "_")
+        endpoint.__qualname__ = endpoint.__name__ = "observed" + path.replace("/", "_")
         if path == "/health":
             endpoint = rf.exempt(endpoint)
         if path == "/limited":
