@@ -19,6 +19,8 @@ some adapters have (``.exempt`` endpoints, async callables) narrows it with
 ``/boom``          raises ``RuntimeError``
 ``/health``        200, ``.exempt`` on the framework adapters
 ``/limited``       200, ``.limit("2/minute", code="EMAIL_RATE_LIMIT")`` on them
+``/shared``        200, ``.shared_limit("4/minute", SHARED_SCOPE)`` on them (and the
+                   endpoint's own ``.limit("3/minute;9/hour")``)
 =================  ==============================================================
 
 (Written so that it moves onto the shared harness of ``tests/`` as it lands.)
@@ -52,6 +54,9 @@ ADAPTERS = ("asgi", "wsgi", "starlette", "fastapi", "flask")
 ENDPOINT_ADAPTERS = ("starlette", "fastapi", "flask")
 ASGI_ADAPTERS = ("asgi", "starlette", "fastapi")
 PEER = "192.0.2.10"
+# A scope with every character a policy name must escape: quotes, backslash, the
+# separators of its own suffixes, non-ASCII.
+SHARED_SCOPE = 'db "main" \\ caf\u00e9;w=60#2'
 
 
 @dataclass
@@ -110,6 +115,7 @@ JSON_ROUTES: dict[str, Callable[[], Any]] = {
     "/": lambda: {"ok": True},
     "/health": lambda: {"ok": True},
     "/limited": lambda: {"ok": True},
+    "/shared": lambda: {"ok": True},
     "/rid": _rid,
     "/batch": _batch,
 }
@@ -158,6 +164,9 @@ def _starlette_app(rf: Any, fastapi: bool) -> Any:
             endpoint = rf.exempt(endpoint)
         if path == "/limited":
             endpoint = rf.limit("2/minute", code="EMAIL_RATE_LIMIT")(endpoint)
+        if path == "/shared":
+            endpoint = rf.shared_limit("4/minute", SHARED_SCOPE)(endpoint)
+            endpoint = rf.limit("3/minute;9/hour")(endpoint)
         return endpoint
 
     def raising(make: Callable[[], BaseException]) -> Any:
@@ -256,6 +265,9 @@ def _flask_app(rf: Any) -> Any:
             endpoint = rf.exempt(endpoint)
         if path == "/limited":
             endpoint = rf.limit("2/minute", code="EMAIL_RATE_LIMIT")(endpoint)
+        if path == "/shared":
+            endpoint = rf.shared_limit("4/minute", SHARED_SCOPE)(endpoint)
+            endpoint = rf.limit("3/minute;9/hour")(endpoint)
         app.add_url_rule(path, endpoint.__name__, endpoint)
 
     for path, view in JSON_ROUTES.items():
