@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STORAGE_SCHEMES",
+    "aclose_storage",
     "build_async_storage",
     "build_sync_storage",
     "check_storage",
@@ -184,3 +185,20 @@ def _with_blocking_pool(
     pool_options = {name: v for name, v in options.items() if name not in _LIMITS_OPTIONS}
     pool_options.setdefault("max_connections", 100)
     return {**kept, "connection_pool": pool_class.from_url(url, timeout=timeout, **pool_options)}
+
+
+async def aclose_storage(storage: Any) -> None:
+    """Close the connections of a ``limits.aio`` storage in the loop they belong to.
+
+    limits has no public close for its async storages: its client (kept as ``storage``
+    behind a ``bridge``) is closed as redis-py and memcachio close theirs.
+    """
+    bridge = getattr(storage, "bridge", storage)
+    client = getattr(bridge, "storage", None)
+    aclose = getattr(client, "aclose", None)
+    if aclose is not None:  # redis.asyncio
+        await aclose()
+    memcachio = getattr(bridge, "_storage", None)
+    pool = getattr(memcachio, "connection_pool", None)
+    if pool is not None:
+        pool.close()

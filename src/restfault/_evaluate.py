@@ -135,9 +135,9 @@ def evaluate(plan: Sequence[PlanItem], how: Evaluation, now: float) -> Steps:
     for item, decision in zip(plan, decisions, strict=True):
         # Nothing passes until then. A penalty starts with a refused request, in the
         # storage where every process sees it: a spent window alone is not cached for it.
-        if decision.enforced and decision.remaining <= 0:
-            if item.limit.options.block_for is None or not decision.allowed:
-                denials.set(item.key, decision.reset, now)
+        penalty = item.limit.options.block_for is not None
+        if decision.enforced and decision.remaining <= 0 and not (penalty and decision.allowed):
+            denials.set(item.key, decision.reset, now)
     return verdict
 
 

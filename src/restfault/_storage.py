@@ -18,10 +18,11 @@ import asyncio
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Generator, Sequence
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from typing import Any, Generic, TypeVar
 
-from ._backends import build_async_storage, build_sync_storage, redacted_uri
+from ._backends import aclose_storage, build_async_storage, build_sync_storage, redacted_uri
 from ._errors import ConfigurationError, ServiceUnavailableException
 from ._evaluate import Evaluation, ExpiryCache, deduct, evaluate, known_denial
 from ._limiting import PlanItem, Verdict
@@ -177,15 +178,20 @@ class SyncLimiter(_Limiter[SyncStorage]):
 class AsyncLimiter(_Limiter[AsyncStorage]):
     """Rate limits for ASGI code: awaited ``limits.aio`` calls under ``storage_timeout``.
 
-    A ``limits.aio`` client belongs to the event loop it first ran on: when requests come
-    from another loop (a test client per test, a server restarted in one process), a
-    client of that loop is built instead of failing every call as an outage.
+    A ``limits.aio`` client belongs to the event loop it first ran on. Requests may come
+    from several loops (FastAPI's module-level ``TestClient`` runs each in a new one; a
+    test suite runs one per test): each loop gets a client of its own, closed in that loop
+    when it shuts down (``loop.shutdown_asyncgens()``, which ``asyncio.run`` and anyio
+    call), instead of every call failing as an outage.
     """
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings, lambda: build_async_storage(settings))
         self.timeout = settings.storage_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._per_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[AsyncStorage, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
 
     async def check(self, plan: Sequence[PlanItem]) -> Verdict | None:
         """Evaluate every limit of ``plan``: the verdict, or None (no limit counted)."""
@@ -207,7 +213,7 @@ class AsyncLimiter(_Limiter[AsyncStorage]):
         now = time.time()
         if self.outage.primary_usable(now):
             try:
-                storage = self._for_this_loop()
+                storage = await self._for_this_loop()
                 result = await within(self.timeout, arun(storage, steps(self.evaluation)))
             except Exception as exc:
                 self.outage.failed(now, exc)
@@ -216,13 +222,28 @@ class AsyncLimiter(_Limiter[AsyncStorage]):
                 return result
         return self._degraded(steps, default)
 
-    def _for_this_loop(self) -> AsyncStorage:
+    async def _for_this_loop(self) -> AsyncStorage:
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            if self._loop is not None:
-                self.storage = None  # bound to a loop that is gone: never awaited again
-            self._loop = loop
-        return self._connected()
+        if loop is self._loop and self.storage is not None:
+            return self.storage
+        known = self._per_loop.get(loop)
+        if known is None:
+            # The client built at start-up serves the first loop; every other, a new one.
+            built = self.storage if self._loop is None else None
+            storage = built if built is not None else self._factory()
+            closing = _closed_at_shutdown(storage)
+            await closing.asend(None)  # now the loop knows it, and closes it at shutdown
+            known = self._per_loop[loop] = (storage, closing)
+        self._loop, self.storage = loop, known[0]
+        return known[0]
+
+
+async def _closed_at_shutdown(storage: AsyncStorage) -> AsyncGenerator[None, None]:
+    """Suspended until its loop shuts down its async generators, then closes ``storage``."""
+    try:
+        yield
+    finally:
+        await aclose_storage(storage)
 
 
 def run(storage: SyncStorage, steps: Steps[R]) -> R:

@@ -1,0 +1,333 @@
+"""The framework's router decides which endpoint a request reaches, and so whose limits
+apply: first full match wins, ``Host``, ``Mount``, mounted Starlette and FastAPI apps,
+FastAPI routers; endpoints behind ``functools.wraps`` decorators, class-based views and
+endpoints built by one factory keep their own limits (API.md §4)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi import HTTPException as FastAPIHTTPException
+from flask import Flask
+from flask.views import MethodView
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.endpoints import HTTPEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Host, Mount, Route, Router
+from starlette.testclient import TestClient
+
+import restfault.flask
+import restfault.starlette
+from restfault import NotFoundException
+
+Endpoint = Callable[[Request], Any]
+
+
+async def ok(request: Request) -> JSONResponse:
+    return JSONResponse({"ok": True, "params": request.path_params})
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A decorator in the usual shape: functools.wraps keeps ``__wrapped__``."""
+
+    @functools.wraps(view)
+    async def wrapper(request: Request) -> Any:
+        return await view(request)
+
+    return wrapper
+
+
+def statuses(client: TestClient, path: str, n: int, **kwargs: Any) -> list[int]:
+    return [client.get(path, **kwargs).status_code for _ in range(n)]
+
+
+# -- Starlette: the first full match wins ------------------------------------------------
+
+
+def test_an_earlier_route_is_never_charged_a_later_routes_limit() -> None:
+    rf = restfault.starlette.RestFault()
+
+    @rf.limit("1/minute")
+    async def user(request: Request) -> JSONResponse:
+        return JSONResponse({"id": request.path_params["id"]})
+
+    app = Starlette(routes=[Route("/users/me", ok), Route("/users/{id}", user)])
+    rf.init_app(app)
+    client = TestClient(app)
+    me = [client.get("/users/me") for _ in range(3)]
+    assert [r.status_code for r in me] == [200, 200, 200]
+    assert all("x-ratelimit-limit" not in r.headers for r in me)
+    assert statuses(client, "/users/7", 2) == [200, 429]
+
+
+def test_a_per_route_key_func_reads_path_params() -> None:
+    rf = restfault.starlette.RestFault()
+
+    @rf.limit("1/minute", key_func=lambda request: request.path_params["id"])
+    async def item(request: Request) -> JSONResponse:
+        return JSONResponse({"id": request.path_params["id"]})
+
+    app = Starlette(routes=[Route("/items/{id}", item)])
+    rf.init_app(app)
+    client = TestClient(app)
+    assert statuses(client, "/items/1", 2) == [200, 429]
+    assert statuses(client, "/items/2", 2) == [200, 429]
+
+
+def test_endpoints_under_host_keep_their_limits_and_exemptions() -> None:
+    rf = restfault.starlette.RestFault(default_limits="1/minute")
+
+    @rf.limit("2/minute", code="API_LIMIT")
+    async def limited(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    @rf.exempt
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    api = Router(routes=[Route("/limited", limited), Route("/health", health)])
+    app = Starlette(routes=[Host("api.example.com", app=api)])
+    rf.init_app(app)
+    client = TestClient(app, base_url="http://api.example.com")
+    assert statuses(client, "/health", 3) == [200, 200, 200]
+    replies = [client.get("/limited") for _ in range(2)]
+    assert [r.status_code for r in replies] == [200, 429]
+    assert replies[0].headers["x-ratelimit-limit"] == "1"  # the default, least remaining
+
+
+def test_class_based_endpoints_keep_their_methods_limits() -> None:
+    rf = restfault.starlette.RestFault()
+
+    class Things(HTTPEndpoint):
+        async def get(self, request: Request) -> JSONResponse:
+            return JSONResponse({"ok": True})
+
+        @rf.limit("1/minute")
+        async def post(self, request: Request) -> JSONResponse:
+            return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/things", Things)])
+    rf.init_app(app)
+    client = TestClient(app)
+    assert statuses(client, "/things", 3) == [200, 200, 200]
+    assert [client.post("/things").status_code for _ in range(2)] == [200, 429]
+
+
+@pytest.mark.parametrize("order", ["limit inside", "limit outside"])
+def test_a_wrapped_endpoint_keeps_its_limit(order: str) -> None:
+    rf = restfault.starlette.RestFault()
+
+    async def secret(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    if order == "limit inside":
+        endpoint = login_required(rf.limit("1/minute")(secret))
+    else:
+        endpoint = rf.limit("1/minute")(login_required(secret))
+    app = Starlette(routes=[Route("/secret", endpoint)])
+    rf.init_app(app)
+    assert statuses(TestClient(app), "/secret", 2) == [200, 429]
+
+
+def test_endpoints_built_by_one_factory_keep_their_own_budgets() -> None:
+    rf = restfault.starlette.RestFault()
+
+    def make_endpoint(name: str) -> Endpoint:
+        @rf.limit("1/minute")
+        async def endpoint(request: Request) -> JSONResponse:
+            return JSONResponse({"name": name})
+
+        return endpoint
+
+    app = Starlette(routes=[Route("/a", make_endpoint("a")), Route("/b", make_endpoint("b"))])
+    rf.init_app(app)
+    client = TestClient(app)
+    assert statuses(client, "/a", 2) == [200, 429]
+    assert statuses(client, "/b", 2) == [200, 429]
+
+
+def test_a_limit_no_route_leads_to_is_logged_once_at_start_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rf = restfault.starlette.RestFault()
+
+    async def routed(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    @rf.limit("1/minute")
+    async def orphan(request: Request) -> JSONResponse:  # never given to a route
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/", login_required(routed))])
+    rf.init_app(app)
+    client = TestClient(app)
+    with caplog.at_level(logging.WARNING, logger="restfault"):
+        assert statuses(client, "/", 3) == [200, 200, 200]
+    lines = [r.getMessage() for r in caplog.records if "no route of the app" in r.getMessage()]
+    assert len(lines) == 1
+    assert "orphan" in lines[0]
+
+
+# -- mounted sub-apps ------------------------------------------------------------------
+
+
+class Item(BaseModel):
+    name: str
+    price: float
+
+
+def fastapi_sub_app() -> FastAPI:
+    sub = FastAPI()
+
+    @sub.get("/teapot")
+    async def teapot() -> None:
+        raise FastAPIHTTPException(418, "short and stout")
+
+    @sub.get("/missing")
+    async def missing() -> None:
+        raise NotFoundException("no such record", code="RECORD_NOT_FOUND")
+
+    @sub.post("/items")
+    async def create(item: Item) -> Item:
+        return item
+
+    return sub
+
+
+def test_a_mounted_fastapi_app_answers_as_its_routes_would_in_the_parent() -> None:
+    app = FastAPI()
+    rf = restfault.starlette.RestFault(app, style="bkend", default_limits="100/minute")
+    app.mount("/sub", fastapi_sub_app())
+    client = TestClient(app)
+
+    teapot = client.get("/sub/teapot")
+    assert (teapot.status_code, teapot.json()) == (
+        418,
+        {"error": "I_M_A_TEAPOT", "message": "short and stout"},
+    )
+    assert teapot.headers["x-ratelimit-limit"] == "100"  # the parent's limits apply
+    missing = client.get("/sub/missing")
+    assert (missing.status_code, missing.json()["error"]) == (404, "RECORD_NOT_FOUND")
+    nowhere = client.get("/sub/nowhere")
+    assert (nowhere.status_code, nowhere.json()["error"]) == (404, "NOT_FOUND")
+    invalid = client.post("/sub/items", json={"name": "x", "price": "lots"})
+    assert (invalid.status_code, invalid.json()["error"]) == (400, "VALIDATION_ERROR")
+    assert invalid.json()["context"]["errors"][0]["loc"] == ["body", "price"]
+    broken = client.post(
+        "/sub/items", content=b"{bad", headers={"Content-Type": "application/json"}
+    )
+    assert (broken.status_code, broken.json()["error"]) == (400, "INVALID_JSON")
+    assert rf is app.state.restfault
+
+
+def test_a_mounted_starlette_apps_routes_carry_their_limits() -> None:
+    rf = restfault.starlette.RestFault(style="bkend")
+
+    @rf.limit("1/minute", code="SUB_LIMIT")
+    async def limited(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    sub = Starlette(routes=[Route("/limited", limited)])
+    app = Starlette(routes=[Mount("/v2", app=sub)])
+    rf.init_app(app)
+    client = TestClient(app)
+    replies = [client.get("/v2/limited") for _ in range(2)]
+    assert [r.status_code for r in replies] == [200, 429]
+    assert replies[1].json()["error"] == "SUB_LIMIT"
+
+
+# -- Starlette's own errors ------------------------------------------------------------
+
+
+def test_the_app_wide_body_limit_answers_the_envelope() -> None:
+    async def echo(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(len(await request.body())))
+
+    app = Starlette(routes=[Route("/echo", echo, methods=["POST"])], max_body_size=10)
+    restfault.starlette.RestFault(app, style="bkend")
+    client = TestClient(app)
+    assert client.post("/echo", content=b"x" * 10).text == "10"
+    reply = client.post("/echo", content=b"x" * 11)
+    assert reply.status_code == 413
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json() == {"error": "CONTENT_TOO_LARGE", "message": "Content Too Large"}
+
+
+def test_exempt_paths_are_app_paths_behind_a_root_path() -> None:
+    app = Starlette(routes=[Route("/health", ok), Route("/data", ok)])
+    restfault.starlette.RestFault(app, default_limits="1/minute", exempt_paths=["/health"])
+    client = TestClient(app, root_path="/api")  # as behind `uvicorn --root-path /api`
+    assert statuses(client, "/api/health", 3) == [200, 200, 200]
+    assert statuses(client, "/api/data", 2) == [200, 429]
+
+
+# -- Flask -------------------------------------------------------------------------------
+
+
+def test_flask_method_views_and_wrapped_views_keep_their_limits() -> None:
+    app = Flask(__name__)
+    rf = restfault.flask.RestFault(app)
+
+    def wrapped(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    class Things(MethodView):
+        def get(self) -> Any:
+            return {"ok": True}
+
+        @rf.limit("1/minute")
+        def post(self) -> Any:
+            return {"ok": True}
+
+    @app.get("/secret")
+    @wrapped
+    @rf.limit("1/minute")
+    def secret() -> Any:
+        return {"ok": True}
+
+    app.add_url_rule("/things", view_func=Things.as_view("things"))
+    client = app.test_client()
+    assert [client.get("/things").status_code for _ in range(3)] == [200, 200, 200]
+    assert [client.post("/things").status_code for _ in range(2)] == [200, 429]
+    assert [client.get("/secret").status_code for _ in range(2)] == [200, 429]
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_error_escaping_after_request_is_the_envelope(
+    debug: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = Flask(__name__)
+    restfault.flask.RestFault(app, style="bkend", debug=debug)
+
+    @app.get("/")
+    def index() -> Any:
+        return {"ok": True}
+
+    @app.after_request
+    def broken(response: Any) -> Any:
+        raise RuntimeError("after_request went wrong")
+
+    with caplog.at_level(logging.ERROR, logger="restfault"):
+        reply = app.test_client().get("/")
+    assert reply.status_code == 500
+    document = reply.get_json()
+    assert (document["error"], document["message"]) == (
+        "INTERNAL_SERVER_ERROR",
+        "Internal Server Error",
+    )
+    if debug:
+        assert document["context"]["debug"]["type"] == "builtins.RuntimeError"
+    else:
+        assert "context" not in document
+    assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
