@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 
 import restfault
+import restfault.asgi
+import restfault.flask
+import restfault.starlette
+import restfault.wsgi
 from restfault import RestException, current_request_id
 from tests.observe.conftest import Observed
 
@@ -288,3 +292,37 @@ def test_the_context_variable_is_reset_after_each_request() -> None:
     asyncio.run(two_requests())
 
     assert seen == ["one", "two", None]
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "X Request", "X-Request-ID\r\nX-Evil: 1", "X-Réquest", "X-Request:", 42, b"X-Request-ID"],
+    ids=["empty", "space", "crlf", "non-ascii", "colon", "int", "bytes"],
+)
+@pytest.mark.parametrize(
+    "adapter_class",
+    [
+        restfault.asgi.RestFaultMiddleware,
+        restfault.wsgi.RestFaultMiddleware,
+        restfault.starlette.RestFault,
+        restfault.flask.RestFault,
+    ],
+    ids=["asgi", "wsgi", "starlette", "flask"],
+)
+def test_a_request_id_header_that_is_no_header_name_is_refused_at_start(
+    adapter_class: Any, name: Any
+) -> None:
+    arguments = (
+        []
+        if adapter_class in (restfault.starlette.RestFault, restfault.flask.RestFault)
+        else [None]
+    )
+    with pytest.raises(
+        restfault.ConfigurationError,
+        match=r"^request_id_header=.* is not a header name; use a name such as 'X-Request-ID', "
+        r"or None to turn request ids off$",
+    ):
+        adapter_class(*arguments, request_id_header=name)
