@@ -10,7 +10,7 @@ per request. A callable style renders every denial itself (it may read
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ._errors import TooManyRequestsException
 from ._http import encode_headers
@@ -48,12 +48,12 @@ class Denial:
         quoted = request_id.replace("\\", "\\\\").replace('"', '\\"')
         body = b"".join((before, b'"', quoted.encode("ascii"), b'"', after))
         length = str(len(body))
-        return replace(
-            self,
-            headers=[*self.headers, ("Content-Length", length)],
-            body=body,
-            raw_headers=[*self.raw_headers, (b"content-length", length.encode("ascii"))],
-            around_id=None,
+        return Denial(  # (not dataclasses.replace: it costs more than the rest together)
+            self.status,
+            [*self.headers, ("Content-Length", length)],
+            body,
+            [*self.raw_headers, (b"content-length", length.encode("ascii"))],
+            self.code,
         )
 
 
