@@ -77,6 +77,11 @@ class Core(Policies):
             verdict, now, legacy=settings.headers_enabled, ietf=settings.ietf_headers
         )
 
+    @property
+    def admits(self) -> bool:
+        """Whether requests are admitted at all: limits, or maintenance mode, to decide."""
+        return self.settings.maintenance is not None or self.limited
+
     def id_headers(self, request_id: str | None) -> list[tuple[str, str]]:
         """The request-id header of a response (none when request ids are off)."""
         if request_id is None or self.request_id_header is None:

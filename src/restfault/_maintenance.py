@@ -10,11 +10,20 @@ endpoints and ``exempt_paths`` — health checks keep answering.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Generator
 from typing import Any
 
-__all__ = ["DEFAULT_RETRY_AFTER", "maintenance_seconds"]
+__all__ = ["DEFAULT_RETRY_AFTER", "maintenance_due", "maintenance_seconds"]
 
 DEFAULT_RETRY_AFTER = 60
+
+
+def maintenance_due(
+    check: Callable[[Any], Any], request: Callable[[], Any]
+) -> Generator[Any, Any, int | None]:
+    """``Retry-After`` seconds when maintenance mode answers the request 503, else None.
+    It yields what ``check`` returns: the ASGI driver awaits it when it is awaitable."""
+    return maintenance_seconds((yield check(request())))
 
 
 def maintenance_seconds(value: Any) -> int | None:

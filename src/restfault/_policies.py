@@ -2,11 +2,11 @@
 
 ``Policies.admit`` is a sans-IO generator: from plain facts (method, path, the endpoint
 the framework's router dispatched to, the client's address, a request object made on
-demand) it decides whether maintenance mode answers the request (``maintenance``), which
-limits apply (``applicable``), what each one's storage key and cost are (``plan``), asks
-its driver to evaluate them on the storage (it yields a ``Check``), and returns the
-``Admission``. It also yields what the app's callables return
-(``key_func``, callable limits and costs): the ASGI driver awaits what is awaitable, the
+demand) it decides which limits apply (``applicable``; maintenance mode first), what each
+one's storage key and cost are (``plan``), asks its driver to evaluate them on the
+storage (it yields a ``Check``), and returns the ``Admission``. It also yields what the
+app's callables return (``key_func``, callable limits and costs, ``maintenance``): the
+ASGI driver awaits what is awaitable, the
 WSGI driver refuses it. So only the awaiting and the storage I/O exist twice.
 """
 
@@ -22,7 +22,7 @@ from ._evaluate import ExpiryCache
 from ._keys import address_key, client_address, safe_key
 from ._limiting import Limit, LimitOptions, PlanItem, Verdict
 from ._logging import log_safe, logger
-from ._maintenance import maintenance_seconds
+from ._maintenance import maintenance_due
 from ._registry import HTTP_METHODS, NO_ENDPOINT, EndpointRules, Registry, Rule
 from ._settings import Settings
 
@@ -139,11 +139,6 @@ class Policies:
         return bool(self.default_rules or self.path_rules or self.registry)
 
     @property
-    def admits(self) -> bool:
-        """Whether requests are admitted at all: limits, or maintenance mode, to decide."""
-        return self.settings.maintenance is not None or self.limited
-
-    @property
     def has_shadow(self) -> bool:
         """Whether some limit runs in shadow mode (``enforce=False``)."""
         return not self.settings.enforce or self.registry.shadow
@@ -254,8 +249,9 @@ class Policies:
         now: Callable[[], float],
     ) -> Steps:
         """Decide one request's limits (see the module docstring for what it yields)."""
-        if self.settings.maintenance is not None:
-            seconds = yield from self.maintenance(path, endpoint, request)
+        check = self.settings.maintenance
+        if check is not None and not (endpoint.exempt or self.is_exempt_path(path)):
+            seconds = yield from maintenance_due(check, request)
             if seconds is not None:
                 return Admission(unavailable=seconds)
         applicable = self.applicable(method, path, endpoint)
@@ -271,17 +267,6 @@ class Policies:
             deducts = [item for item in plan if item.limit.options.deduct_when is not None]
             return Admission(verdict, deducts)
         return Admission(verdict)
-
-    def maintenance(
-        self, path: str, endpoint: EndpointRules, request: Callable[[], Any]
-    ) -> Generator[Any, Any, int | None]:
-        """``Retry-After`` seconds when maintenance mode answers this request 503, else
-        None: asked before any limit, for every endpoint but ``.exempt`` ones and
-        ``exempt_paths``."""
-        check = self.settings.maintenance
-        if check is None or endpoint.exempt or self.is_exempt_path(path):
-            return None
-        return maintenance_seconds((yield check(request())))
 
     @staticmethod
     def counted_after(deducts: list[PlanItem], status: int) -> list[PlanItem]:
