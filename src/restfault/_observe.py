@@ -17,6 +17,7 @@ logged (the request id aside); method and path are escaped against log forging.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -57,11 +58,12 @@ class PlainFacts:
 class Reporter:
     """Writes the record of each error response, and counts it when metrics are on."""
 
-    __slots__ = ("_denials_logged", "metrics")
+    __slots__ = ("_denials_logged", "_lock", "metrics")
 
     def __init__(self, metrics: Metrics | None) -> None:
         self.metrics = metrics
         self._denials_logged = ExpiryCache(4096)
+        self._lock = threading.Lock()  # threaded WSGI servers deny several at once
 
     def error(
         self,
@@ -107,9 +109,10 @@ class Reporter:
         breached = breached_limit(verdict)
         if breached is None or not logger.isEnabledFor(logging.INFO):
             return
-        if self._denials_logged.get(breached.key, now) is not None:
-            return
-        self._denials_logged.set(breached.key, breached.reset, now)
+        with self._lock:
+            if self._denials_logged.get(breached.key, now) is not None:
+                return
+            self._denials_logged.set(breached.key, breached.reset, now)
         method, path, data = _data(facts, 429, code)
         data["limit"] = breached.policy
         logger.info(
