@@ -61,6 +61,7 @@ class Core(Policies):
         self.request_id_environ = "HTTP_" + header.upper().replace("-", "_") if header else ""
         self.denials = Denials(self.renderer, ietf=settings.ietf_headers, with_ids=bool(header))
         self.reporter = Reporter(self.metrics)
+        self.maintained = settings.maintenance is not None
         if settings.debug:
             logger.warning(
                 "restfault: debug=True shows exception types, messages and tracebacks to "
@@ -80,7 +81,7 @@ class Core(Policies):
     @property
     def admits(self) -> bool:
         """Whether requests are admitted at all: limits, or maintenance mode, to decide."""
-        return self.settings.maintenance is not None or self.limited
+        return self.maintained or self.limited
 
     def id_headers(self, request_id: str | None) -> list[tuple[str, str]]:
         """The request-id header of a response (none when request ids are off)."""

@@ -2,12 +2,12 @@
 
 ``Policies.admit`` is a sans-IO generator: from plain facts (method, path, the endpoint
 the framework's router dispatched to, the client's address, a request object made on
-demand) it decides which limits apply (``applicable``; maintenance mode first), what each
-one's storage key and cost are (``plan``), asks its driver to evaluate them on the
-storage (it yields a ``Check``), and returns the ``Admission``. It also yields what the
-app's callables return (``key_func``, callable limits and costs, ``maintenance``): the
-ASGI driver awaits what is awaitable, the
-WSGI driver refuses it. So only the awaiting and the storage I/O exist twice.
+demand) it decides maintenance mode, which limits apply (``applicable``), what each one's
+storage key and cost are (``plan``), asks its driver to evaluate them on the storage (it
+yields a ``Check``), and returns the ``Admission``. It also yields what the app's callables
+return (``key_func``, ``maintenance``, callable limits and costs): the ASGI driver awaits
+what is awaitable, the WSGI driver refuses it. So only the awaiting and the storage I/O
+exist twice.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ._maintenance import maintenance_due
 from ._registry import HTTP_METHODS, NO_ENDPOINT, EndpointRules, Registry, Rule
 from ._settings import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported at run time only with metrics=True
     from ._metrics import Metrics
 
 __all__ = ["Admission", "Applicable", "Check", "Policies", "checked_cost"]
@@ -143,11 +143,6 @@ class Policies:
         """Whether some limit runs in shadow mode (``enforce=False``)."""
         return not self.settings.enforce or self.registry.shadow
 
-    @property
-    def observing(self) -> bool:
-        """Whether a verdict is to be ``observe``d: metrics, or shadow-mode limits."""
-        return self.metrics is not None or self.has_shadow
-
     # -- which limits apply -------------------------------------------------------------
 
     def is_exempt_path(self, path: str) -> bool:
@@ -261,7 +256,7 @@ class Policies:
         verdict: Verdict | None = yield Check(plan)
         if verdict is None:  # on_storage_error="allow" during an outage
             return ADMITTED
-        if self.observing:
+        if self.metrics is not None or self.has_shadow:  # metrics off: one flag checked
             self.observe(verdict, now())
         if applicable.deducts and not verdict.denied:
             deducts = [item for item in plan if item.limit.options.deduct_when is not None]
