@@ -9,6 +9,7 @@ that returns a JSON-able value or raises — and answers through one ``Reply`` t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -57,6 +58,29 @@ BATCH_ERRORS = [
     {"index": 0, "status": 409, "code": "CONFLICT", "message": "Duplicate key value"},
     {"index": 2, "status": 400, "code": "BAD_REQUEST", "message": "Foreign key violation"},
 ]
+
+
+@dataclasses.dataclass
+class TableGone(NotFoundException):
+    """A domain error written as a dataclass: its generated __init__ skips RestException's."""
+
+    table: str = "posts"
+    status_code = 410
+    code = "TABLE_GONE"
+    message = "Table is gone"
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenTableGone(NotFoundException):
+    """The same, frozen: restfault may set no attribute on it the usual way."""
+
+    table: str = "posts"
+    status_code = 410
+    code = "TABLE_GONE"
+    message = "Table is gone"
+
+
+DATACLASS_EXCEPTIONS = [TableGone, FrozenTableGone]
 
 
 def make_exception(cls: type[RestException], **kwargs: Any) -> RestException:
@@ -140,7 +164,9 @@ def reply_from_httpx(response: httpx.Response) -> Reply:
 
 
 def reply_from_werkzeug(response: Any) -> Reply:
-    return Reply(response.status_code, httpx.Headers(list(response.headers.items())), response.data)
+    # WSGI header values are Latin-1 str (PEP 3333); httpx would encode str as ASCII.
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+    return Reply(response.status_code, httpx.Headers(headers), response.data)
 
 
 # -- Starlette -----------------------------------------------------------------------------

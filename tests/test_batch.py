@@ -8,12 +8,14 @@ import datetime
 import decimal
 import json
 import sqlite3
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.datastructures import QueryParams
 from werkzeug.datastructures import MultiDict
 
 from restfault import (
@@ -23,10 +25,12 @@ from restfault import (
     RestException,
     arun_batch,
     batch_mode,
+    query_param,
     raise_single_error,
     render_error,
     run_batch,
 )
+from tests.conftest import FrozenTableGone
 
 MODES = ["halt", "continue", "rollback"]
 SEEDED = "ada@example.com"
@@ -516,10 +520,80 @@ def test_a_rolled_back_batch_renders_without_resource(conn: sqlite3.Connection) 
         ({"continue": "false", "rollback": "0"}, "halt"),
         ({"continue": "false", "rollback": "true"}, "rollback"),
         (MultiDict([("continue", "true")]), "continue"),
+        # A repeated flag whose values agree (by meaning) asks for one thing.
+        (MultiDict([("rollback", "true"), ("rollback", "1")]), "rollback"),
+        (QueryParams("rollback=TRUE&rollback=yes"), "rollback"),
+        (QueryParams("continue=0&continue=false"), "halt"),
+        ({"continue": ["on", "true"]}, "continue"),
+        ({"rollback": []}, "halt"),
     ],
 )
 def test_batch_mode(params: Any, mode: str) -> None:
     assert batch_mode(params) == mode
+
+
+# Starlette takes the last of a repeated parameter, werkzeug the first: they would disagree.
+REPEATED = "rollback=true&rollback=false"
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        (MultiDict(urllib.parse.parse_qsl(REPEATED)), "rollback"),
+        (QueryParams(REPEATED), "rollback"),
+        (urllib.parse.parse_qs(REPEATED), "rollback"),
+        (QueryParams("rollback=false&rollback=true"), "rollback"),
+        (QueryParams("continue=1&continue="), "continue"),
+        (QueryParams("continue=true&rollback=false&rollback=1"), "rollback"),
+    ],
+    ids=["multidict", "query-params", "parse-qs", "reversed", "empty-value", "with-continue"],
+)
+def test_a_flag_repeated_with_values_that_disagree_is_a_bad_request(params: Any, name: str) -> None:
+    with pytest.raises(BadRequestException) as info:
+        batch_mode(params)
+    exc = info.value
+    assert (exc.status_code, exc.code, exc.context) == (400, "BAD_REQUEST", {"parameter": name})
+    assert exc.message == (
+        f"Query parameter '{name}' is repeated with different values; send it once"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "value"),
+    [
+        ({}, None),
+        ({"filter": "id=1"}, "id=1"),
+        ({"filter": ["id=1"]}, "id=1"),
+        ({"filter": 7}, "7"),
+        (MultiDict([("filter", "id=1"), ("filter", "id=1")]), "id=1"),
+        (QueryParams("filter=id%3D1&filter=id%3D1&other=2"), "id=1"),
+        (QueryParams("filter="), ""),
+    ],
+)
+def test_query_param(params: Any, value: str | None) -> None:
+    assert query_param(params, "filter") == value
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        MultiDict([("filter", "id=1"), ("filter", "id=2")]),
+        QueryParams("filter=id%3D1&filter=id%3D2"),
+        {"filter": ["id=1", "id=2"]},
+        QueryParams("filter=id%3D1&filter="),
+    ],
+    ids=["multidict", "query-params", "mapping", "empty-value"],
+)
+def test_query_param_repeated_with_values_that_disagree(params: Any) -> None:
+    with pytest.raises(BadRequestException) as info:
+        query_param(params, "filter", code="INVALID_FILTER")
+    exc = info.value
+    assert (exc.status_code, exc.code, exc.context) == (
+        400,
+        "INVALID_FILTER",
+        {"parameter": "filter"},
+    )
+    assert exc.message == "Query parameter 'filter' is repeated with different values; send it once"
 
 
 def test_continue_and_rollback_together_is_a_bad_request() -> None:
@@ -565,3 +639,46 @@ def test_a_batch_error_built_by_hand_is_raised_as_it_is() -> None:
         raise_single_error(exc, 1)
     assert info.value is exc
     assert render_error(exc).status == 400
+
+
+def test_a_frozen_items_error_is_raised_with_the_batch_as_its_cause() -> None:
+    def insert(item: int) -> int:
+        raise FrozenTableGone()
+
+    with pytest.raises(BatchException) as batch:
+        run_batch([1], insert)
+    with pytest.raises(FrozenTableGone) as info:
+        raise_single_error(batch.value, 1)
+    assert info.value.__cause__ is batch.value
+
+
+def test_an_items_context_json_cannot_hold_is_left_out_of_its_error_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+
+    def check(item: int) -> int:
+        if item == 0:
+            raise BadRequestException("loops", context=circular)
+        if item == 1:
+            raise BadRequestException("fine", context={"field": "email"})
+        return item
+
+    with pytest.raises(BatchException) as info:
+        run_batch([0, 1, 2], check, mode="continue")
+
+    assert json.loads(render_error(info.value, style="bkend").body)["context"] == {
+        "errors": [
+            {"index": 0, "status": 400, "code": "BAD_REQUEST", "message": "loops"},
+            {
+                "index": 1,
+                "status": 400,
+                "code": "BAD_REQUEST",
+                "message": "fine",
+                "context": {"field": "email"},
+            },
+        ],
+        "resource": [None, None, 2],
+    }
+    assert "a batch item's error context could not be encoded; dropped" in caplog.text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from typing import Any
 
 import pytest
@@ -18,7 +20,15 @@ from restfault import (
     TooManyRequestsException,
     UnauthorizedException,
 )
-from tests.conftest import BATCH_ERRORS, EXCEPTION_TABLE, make_exception
+from restfault._errors import chain
+from tests.conftest import (
+    BATCH_ERRORS,
+    DATACLASS_EXCEPTIONS,
+    EXCEPTION_TABLE,
+    FrozenTableGone,
+    TableGone,
+    make_exception,
+)
 
 IDS = [row[0].__name__ for row in EXCEPTION_TABLE]
 
@@ -173,6 +183,137 @@ def test_headers_are_copied() -> None:
     exc = UnauthorizedException(code="TOKEN_EXPIRED", headers=given)
     exc.headers["X-Two"] = "2"
     assert given == {"X-One": "1"}
+
+
+# -- headers: what a constructor accepts --------------------------------------------------
+
+HEADER_VALUES = [
+    # (given, sent)
+    ("no-store", "no-store"),
+    (5, "5"),
+    (-1, "-1"),
+    ("Grüße", "Grüße"),  # Latin-1 travels as it is
+    ("a\tb", "a\tb"),
+    # What no field value can carry is blanked, not refused: values often echo the client.
+    ("a\r\nSet-Cookie: forged", "a  Set-Cookie: forged"),
+    ("a\x00b\x7fc", "a b c"),
+    ("a\u2192b \U0001f600", "a?b ?"),
+]
+
+
+@pytest.mark.parametrize(("given", "sent"), HEADER_VALUES)
+@pytest.mark.parametrize(("cls", "status", "code", "message"), EXCEPTION_TABLE, ids=IDS)
+def test_header_values(
+    cls: type[RestException], status: int, code: str, message: str, given: Any, sent: str
+) -> None:
+    exc = make_exception(cls, headers={"X-Value": given})
+    assert exc.headers == {"X-Value": sent}
+
+
+@pytest.mark.parametrize(
+    ("headers", "error", "text"),
+    [
+        (
+            {"X-Flag": True},
+            TypeError,
+            "header 'X-Flag' has a bool value (True): header values are str or int",
+        ),
+        (
+            {"X-Ratio": 2.5},
+            TypeError,
+            "header 'X-Ratio' has a float value (2.5): header values are str or int",
+        ),
+        (
+            {"X-None": None},
+            TypeError,
+            "header 'X-None' has a NoneType value (None): header values are str or int",
+        ),
+        (
+            {"X-Raw": b"v"},
+            TypeError,
+            "header 'X-Raw' has a bytes value (b'v'): header values are str or int",
+        ),
+        ({5: "v"}, TypeError, "header names are str, not int: 5"),
+        ({"Bad Name": "v"}, ValueError, "'Bad Name' is not a header name (an RFC 9110 token)"),
+        (
+            {"X-A\r\nSet-Cookie": "v"},
+            ValueError,
+            "'X-A\\r\\nSet-Cookie' is not a header name (an RFC 9110 token)",
+        ),
+        ({"": "v"}, ValueError, "'' is not a header name (an RFC 9110 token)"),
+        (
+            {"Content-Type": "text/plain"},
+            ValueError,
+            "'Content-Type' describes the envelope's body, which restfault writes "
+            "(a style chooses its content type)",
+        ),
+        (
+            {"content-length": 3},
+            ValueError,
+            "'content-length' describes the envelope's body, which restfault writes "
+            "(a style chooses its content type)",
+        ),
+        (
+            {"Transfer-Encoding": "chunked"},
+            ValueError,
+            "'Transfer-Encoding' describes the envelope's body, which restfault writes "
+            "(a style chooses its content type)",
+        ),
+        (
+            {"Content-Encoding": "gzip"},
+            ValueError,
+            "'Content-Encoding' describes the envelope's body, which restfault writes "
+            "(a style chooses its content type)",
+        ),
+    ],
+    ids=[
+        "bool",
+        "float",
+        "none",
+        "bytes",
+        "int-name",
+        "space",
+        "crlf",
+        "empty",
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "content-encoding",
+    ],
+)
+def test_header_a_response_cannot_carry_is_refused_at_construction(
+    headers: dict[Any, Any], error: type[Exception], text: str
+) -> None:
+    with pytest.raises(error, match=f"^{re.escape(text)}$"):
+        NotFoundException(headers=headers)
+    with pytest.raises(error, match=f"^{re.escape(text)}$"):
+        TooManyRequestsException(retry_after=3, headers=headers)
+
+
+# -- subclasses whose __init__ never calls ours -----------------------------------------------
+
+
+@pytest.mark.parametrize("cls", DATACLASS_EXCEPTIONS)
+def test_a_dataclass_subclass_is_a_whole_rest_exception(
+    cls: type[TableGone] | type[FrozenTableGone],
+) -> None:
+    exc, other = cls("comments"), cls()
+
+    assert (exc.status_code, exc.code, exc.message) == (410, "TABLE_GONE", "Table is gone")
+    assert (exc.context, exc.headers) == (None, {})
+    assert exc.table == "comments"
+    # Each instance has headers of its own.
+    exc.headers["X-Table"] = "comments"
+    assert (exc.headers, other.headers, cls().headers) == ({"X-Table": "comments"}, {}, {})
+
+
+def test_chain_sets_the_cause_even_on_a_frozen_dataclass() -> None:
+    exc, cause = FrozenTableGone(), KeyError("posts")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        exc.__cause__ = cause  # what restfault must not do
+    chain(exc, cause)
+    assert exc.__cause__ is cause
+    assert exc.__suppress_context__ is True  # as after `raise exc from cause`
 
 
 # -- BatchException -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import math
 import uuid
 from http import HTTPStatus
 from typing import Any
@@ -15,6 +16,7 @@ import starlette.exceptions
 import werkzeug.exceptions
 
 from restfault import (
+    BadRequestException,
     BatchException,
     ErrorResponse,
     NotFoundException,
@@ -467,3 +469,52 @@ def test_error_response_fields() -> None:
     assert isinstance(response.status, int)
     assert isinstance(response.body, bytes)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in response.headers)
+
+
+# -- strict JSON ------------------------------------------------------------------------------
+
+
+def refuse_constant(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this one")
+
+
+@pytest.mark.parametrize(
+    ("context", "sent"),
+    [
+        ({"a": math.nan, "b": 1}, {"a": None, "b": 1}),
+        ([math.inf, -math.inf, 0.5], [None, None, 0.5]),
+        ({"set": {math.nan}, "pair": (math.inf, 2)}, {"set": [None], "pair": [None, 2]}),
+        (
+            {math.nan: 1, 2.5: 2, None: 3, True: 4, (1, 2): 5},
+            {"nan": 1, "2.5": 2, "null": 3, "true": 4, "(1, 2)": 5},
+        ),
+        ({"odd": Unprintable(), "kept": "yes"}, {"odd": None, "kept": "yes"}),
+        (decimal.Decimal("NaN"), "NaN"),  # a str, which JSON holds
+    ],
+    ids=["dict", "list", "containers", "keys", "unprintable", "decimal"],
+)
+@pytest.mark.parametrize("style", STYLES, ids=STYLE_IDS)
+def test_a_body_is_strict_json_whatever_the_context(style: Any, context: Any, sent: Any) -> None:
+    response = render_error(BadRequestException("bad", context=context), style=style)
+    body = json.loads(response.body, parse_constant=refuse_constant)
+    if style == "problem" and not isinstance(sent, dict):
+        sent = {"context": sent}  # the problem style's member for a context of another kind
+    assert body_context(style, body) == sent
+    assert response.header("content-length") == str(len(response.body))
+
+
+def test_debug_details_of_an_exception_whose_str_fails() -> None:
+    class Mute(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    body = document(render_error(Mute(), debug=True))
+    details = body["error"]["context"]["debug"]
+    assert details["type"].endswith("Mute")
+    assert details["message"] == "<exception str() failed>"
+    assert body["error"]["message"] == "Internal Server Error"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from restfault import (
     render_error,
 )
 from restfault._translate import to_rest_exception
+from tests.conftest import FrozenTableGone, TableGone
 
 
 class DomainError(Exception):
@@ -302,3 +304,33 @@ def test_translated_5xx_is_logged(
     assert reply.status_code == 503
     assert reply.headers["retry-after"] == "3"
     assert "Other" in caplog.text
+
+
+# -- the check every RestException passes ------------------------------------------------------
+
+
+class Code(str, enum.Enum):
+    TABLE_NOT_FOUND = "TABLE_NOT_FOUND"
+
+
+def with_latin1_header() -> RestException:
+    return NotFoundException(headers={"X-Name": "Grüße", "X-Tab": "a\tb"})
+
+
+def with_enum_code() -> RestException:
+    exc = NotFoundException()
+    exc.code = Code.TABLE_NOT_FOUND
+    return exc
+
+
+@pytest.mark.parametrize(
+    "make",
+    [NotFoundException, with_latin1_header, with_enum_code, TableGone, FrozenTableGone],
+    ids=["plain", "latin1-header", "str-enum-code", "dataclass", "frozen"],
+)
+def test_a_well_formed_exception_is_rendered_as_itself(
+    make: Callable[[], RestException], caplog: pytest.LogCaptureFixture
+) -> None:
+    exc = make()
+    assert to_rest_exception(exc) is exc
+    assert caplog.records == []

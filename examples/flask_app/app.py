@@ -35,6 +35,7 @@ from restfault import (
     RestException,
     UnauthorizedException,
     batch_mode,
+    query_param,
     raise_single_error,
     run_batch,
 )
@@ -227,7 +228,9 @@ def openapi() -> dict[str, Any]:
 def list_records(table: str) -> dict[str, Any]:
     authorize()
     known_table(table)
-    where, params = record_filter(table, request.args.get("filter"))
+    # A repeated ?filter= whose values differ is ambiguous: 400, as in the Starlette app.
+    text = query_param(request.args, "filter", code="INVALID_FILTER")
+    where, params = record_filter(table, text)
     with connect() as conn:
         rows = conn.execute(f"SELECT * FROM {table}{where} ORDER BY id", params).fetchall()
     return {"resource": [dict(row) for row in rows]}

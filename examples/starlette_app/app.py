@@ -38,6 +38,7 @@ from restfault import (
     RestException,
     UnauthorizedException,
     batch_mode,
+    query_param,
     raise_single_error,
     run_batch,
 )
@@ -240,7 +241,9 @@ async def openapi(request: Request) -> JSONResponse:
 def list_records(request: Request) -> JSONResponse:
     authorize(request)
     table = known_table(request)
-    where, params = record_filter(table, request.query_params.get("filter"))
+    # A repeated ?filter= whose values differ is ambiguous: 400, as in the Flask app.
+    text = query_param(request.query_params, "filter", code="INVALID_FILTER")
+    where, params = record_filter(table, text)
     with connect(request) as conn:
         rows = conn.execute(f"SELECT * FROM {table}{where} ORDER BY id", params).fetchall()
     return JSONResponse({"resource": [dict(row) for row in rows]})

@@ -22,6 +22,7 @@ from ._errors import (
     UnauthorizedException,
 )
 from ._limiting import RateLimitDecision
+from ._params import query_param
 from ._render import ErrorResponse, render_error
 from ._request_id import current_request_id
 from ._translate import Translations
@@ -48,6 +49,7 @@ __all__ = [
     "arun_batch",
     "batch_mode",
     "current_request_id",
+    "query_param",
     "raise_single_error",
     "render_error",
     "run_batch",

@@ -41,9 +41,15 @@ class Adapter:
         """A decorator registering ``fn(exc) -> RestException`` for ``exc_type`` (matched
         along the exception's class hierarchy, so subclasses share it).
 
+        >>> import sqlite3
+        >>> from restfault import ConflictResourceException
+        >>> from restfault.starlette import RestFault
+        >>> restfault = RestFault()
         >>> @restfault.translate(sqlite3.IntegrityError)
-        ... def unique(exc: sqlite3.IntegrityError) -> RestException:
+        ... def unique(exc: sqlite3.IntegrityError) -> ConflictResourceException:
         ...     return ConflictResourceException(str(exc), code="UNIQUE_CONSTRAINT")
+        >>> unique(sqlite3.IntegrityError("taken")).code  # still the function it was
+        'UNIQUE_CONSTRAINT'
         """
 
         def decorator(fn: Callable[[E], R]) -> Callable[[E], R]:

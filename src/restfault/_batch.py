@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, NoReturn, TypeVar
 
-from ._errors import BadRequestException, BatchException, RestException
+from ._errors import BadRequestException, BatchException, RestException, chain
+from ._params import ambiguous_parameter, query_values
+from ._render import dumps
 from ._translate import Translations, active_translations, to_rest_exception
 
 __all__ = ["arun_batch", "batch_mode", "raise_single_error", "run_batch"]
+
+logger = logging.getLogger("restfault")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -28,13 +33,24 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 def batch_mode(params: Mapping[str, Any]) -> Mode:
     """The batch mode a request's query parameters ask for (``continue``, ``rollback``).
 
+    ``params`` is Flask's ``request.args``, Starlette's ``request.query_params`` or a plain
+    mapping (see :func:`restfault.query_param`).
+
     >>> batch_mode({"rollback": "true"})
     'rollback'
 
-    Both together are contradictory: a 400 ``BAD_REQUEST`` that says why.
+    Both together are contradictory, and a flag repeated with values that disagree
+    (``?rollback=true&rollback=false``) is ambiguous: a 400 ``BAD_REQUEST`` that says why.
+
+    >>> batch_mode({"rollback": ["true", "1"]})
+    'rollback'
+    >>> batch_mode({"rollback": ["true", "false"]})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+      ...
+    restfault._errors.BadRequestException: Query parameter 'rollback' is repeated with ...
     """
-    wants_continue = str(params.get("continue", "")).strip().lower() in _TRUE
-    wants_rollback = str(params.get("rollback", "")).strip().lower() in _TRUE
+    wants_continue = _flag(params, "continue")
+    wants_rollback = _flag(params, "rollback")
     if wants_continue and wants_rollback:
         raise BadRequestException(
             "continue=true and rollback=true cannot be combined: rollback undoes the whole "
@@ -45,18 +61,35 @@ def batch_mode(params: Mapping[str, Any]) -> Mode:
     return "continue" if wants_continue else "halt"
 
 
+def _flag(params: Mapping[str, Any], name: str) -> bool:
+    # Values agree by meaning: ?rollback=true&rollback=1 asks for one thing.
+    meanings = {value.strip().lower() in _TRUE for value in query_values(params, name)}
+    if len(meanings) > 1:
+        raise ambiguous_parameter(name)
+    return True in meanings
+
+
 def raise_single_error(exc: BatchException, item_count: int) -> NoReturn:
     """Raise a one-item batch's failure as that item's own error (400, 409...), else ``exc``.
 
-    >>> except BatchException as exc:
+    >>> from restfault import ConflictResourceException
+    >>> def insert(record):
+    ...     raise ConflictResourceException(code="UNIQUE_CONSTRAINT")
+    >>> records = [{"email": "ada@example.com"}]
+    >>> try:
+    ...     run_batch(records, insert)
+    ... except BatchException as exc:
     ...     raise_single_error(exc, len(records))
+    Traceback (most recent call last):
+      ...
+    restfault._errors.ConflictResourceException: Conflict
     """
     cause = exc.causes.get(0) if item_count == 1 else None
     if cause is None:
         raise exc
     # Keep the item's own cause (the IntegrityError a translation turned into a 409).
     if cause.__cause__ is None:
-        cause.__cause__ = exc
+        chain(cause, exc)
     raise cause
 
 
@@ -102,7 +135,7 @@ class _Batch:
             "code": rest.code,
             "message": rest.message,
         }
-        if rest.context is not None:
+        if rest.context is not None and _encodable(rest.context):
             error["context"] = rest.context
         self.errors.append(error)
         self.causes[index] = rest
@@ -119,6 +152,17 @@ class _Batch:
         )
         exc.causes = self.causes
         raise exc
+
+
+def _encodable(context: Any) -> bool:
+    """Whether an item's context can be encoded; one that cannot (a circular one) is left
+    out of its error, or the renderer would drop the whole batch's errors with it."""
+    try:
+        dumps(context)
+    except Exception:
+        logger.warning("restfault: a batch item's error context could not be encoded; dropped")
+        return False
+    return True
 
 
 class _Abort(Exception):
@@ -139,7 +183,13 @@ def run_batch(
     halt and continue run each item in its own, so the items that succeed are committed
     and a failed item leaves nothing behind.
 
-    >>> run_batch(records, insert, mode="rollback", transaction=lambda: conn)
+    >>> import sqlite3
+    >>> conn = sqlite3.connect(":memory:")
+    >>> _ = conn.execute("CREATE TABLE contacts (email TEXT UNIQUE)")
+    >>> def insert(email):
+    ...     return conn.execute("INSERT INTO contacts VALUES (?)", (email,)).lastrowid
+    >>> run_batch(["ada@example.com", "grace@example.com"], insert, transaction=lambda: conn)
+    [1, 2]
     """
     batch = _Batch(mode, transaction, translate)
     if mode == "rollback" and transaction is not None:  # _Batch refuses rollback without one

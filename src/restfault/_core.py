@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable
 
 from ._denial import Denial, Denials
-from ._errors import RestException, ServiceUnavailableException
+from ._errors import ServiceUnavailableException
 from ._limiting import Verdict, rate_header_values
 from ._logging import logger
 from ._observe import Facts, Reporter
@@ -122,6 +122,3 @@ class Core(Policies):
         response = self.renderer.render_resolved(exc, rest, unexpected, facts.request_id)
         self.reporter.error(facts, response.status, rest.code, exc, unexpected=unexpected)
         return response, unexpected
-
-    def rest_exception(self, exc: BaseException) -> RestException:
-        return self.renderer.resolve(exc)[0]

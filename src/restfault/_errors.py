@@ -17,7 +17,9 @@ The whole tree::
 
     ConfigurationError (ValueError)    a bad option, raised at start-up
 
-Status, code and message are class attributes; an instance may override each.
+Status, code and message are class attributes; an instance may override each. Context
+and headers have class defaults too, so a subclass whose ``__init__`` never calls ours
+(a ``@dataclass``, frozen or not) is still a whole RestException.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
+
+from ._headers import header_fields
 
 __all__ = [
     "BadRequestException",
@@ -43,6 +47,7 @@ __all__ = [
     "ServiceUnavailableException",
     "TooManyRequestsException",
     "UnauthorizedException",
+    "chain",
     "reason_phrase",
     "status_code_name",
 ]
@@ -81,6 +86,12 @@ def status_code_name(status: int) -> str:
     return re.sub(r"[^A-Z0-9]+", "_", reason_phrase(status).upper()).strip("_")
 
 
+def chain(exc: BaseException, cause: BaseException) -> None:
+    """Set ``exc.__cause__`` as ``raise exc from cause`` does, even when ``exc`` is a frozen
+    dataclass (its generated ``__setattr__`` refuses every attribute, ``__cause__`` too)."""
+    object.__setattr__(exc, "__cause__", cause)
+
+
 class ConfigurationError(ValueError):
     """A restfault option has a value it cannot use; raised when the adapter is created."""
 
@@ -88,12 +99,33 @@ class ConfigurationError(ValueError):
 class RestException(Exception):
     """Base of every error that renders as an envelope.
 
-    >>> raise NotFoundException("Table 'posts' not found", code="TABLE_NOT_FOUND")
+    >>> exc = NotFoundException("Table 'posts' not found", code="TABLE_NOT_FOUND")
+    >>> exc.status_code, exc.code, exc.message
+    (404, 'TABLE_NOT_FOUND', "Table 'posts' not found")
+
+    ``headers`` are sent with the envelope; an int value is sent as its decimal text, and
+    a name that is no header name or a value of another type raises at once:
+
+    >>> BadRequestException(headers={"X-Retry": 5}).headers
+    {'X-Retry': '5'}
+    >>> BadRequestException(headers={"X-Retry": 2.5})
+    Traceback (most recent call last):
+      ...
+    TypeError: header 'X-Retry' has a float value (2.5): header values are str or int
     """
 
     status_code: int = 500
     code: str = "INTERNAL_SERVER_ERROR"
     message: str = "Internal Server Error"
+    # Defaults for a subclass whose __init__ never calls ours (a @dataclass): no context,
+    # and an empty dict of headers made per instance (a cached_property writes the
+    # instance's __dict__ directly, so a frozen dataclass gets one too).
+    context: Any = None
+
+    @functools.cached_property
+    def headers(self) -> dict[str, str]:
+        """Headers sent with the envelope (``Retry-After``, ``WWW-Authenticate``...)."""
+        return {}
 
     def __init__(
         self,
@@ -101,7 +133,7 @@ class RestException(Exception):
         *,
         code: str | None = None,
         context: Any = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str | int] | None = None,
         status_code: int | None = None,
     ) -> None:
         if status_code is not None:
@@ -117,7 +149,7 @@ class RestException(Exception):
         if code is not None:
             self.code = str(code)
         self.context = context
-        self.headers: dict[str, str] = dict(headers) if headers else {}
+        self.headers = header_fields(headers)
         super().__init__(self.message)
 
     def __repr__(self) -> str:
@@ -134,16 +166,16 @@ class _RetryAfter(RestException):
         retry_after: float | None = None,
         code: str | None = None,
         context: Any = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str | int] | None = None,
         status_code: int | None = None,
     ) -> None:
-        super().__init__(
-            message, code=code, context=context, headers=headers, status_code=status_code
-        )
         self.retry_after: int | None = None
         if retry_after is not None:
             self.retry_after = max(0, math.ceil(retry_after))
-            self.headers["Retry-After"] = str(self.retry_after)
+            headers = {**(headers or {}), "Retry-After": self.retry_after}
+        super().__init__(
+            message, code=code, context=context, headers=headers, status_code=status_code
+        )
 
 
 class BadRequestException(RestException):
@@ -175,7 +207,7 @@ class BatchException(BadRequestException):
         resource: list[Any] | None = None,
         rolled_back: bool = False,
         code: str | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str | int] | None = None,
     ) -> None:
         self.errors = list(errors)
         self.resource = resource

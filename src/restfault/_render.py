@@ -10,6 +10,7 @@ import datetime
 import enum
 import json
 import logging
+import math
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,7 +48,8 @@ class ErrorResponse:
 
 
 def json_default(value: Any) -> Any:
-    """Encode what ``json`` cannot: datetimes, Decimal, UUID, bytes, sets, enums; else str."""
+    """Encode what ``json`` cannot: datetimes, Decimal, UUID, bytes, sets, enums; else str
+    (``None`` for an object whose ``str()`` fails)."""
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return value.isoformat()
     if isinstance(value, enum.Enum):
@@ -60,28 +62,68 @@ def json_default(value: Any) -> Any:
             return base64.b64encode(raw).decode("ascii")
     if isinstance(value, set | frozenset | tuple):
         return list(value)
-    return str(value)  # Decimal, UUID and anything else: its string form
+    try:
+        return str(value)  # Decimal, UUID and anything else: its string form
+    except Exception:
+        return None
 
 
 # Built once: json.dumps() with any option builds a new JSONEncoder on every call, which
-# costs more than encoding a small envelope does.
-_ENCODER = json.JSONEncoder(default=json_default, separators=(",", ":"))
+# costs more than encoding a small envelope does. allow_nan=False: NaN and Infinity are
+# no JSON (RFC 8259 §6), and a client's strict parser would reject the whole body.
+_ENCODER = json.JSONEncoder(default=json_default, separators=(",", ":"), allow_nan=False)
 
 
 def dumps(document: Any) -> bytes:
-    """Compact JSON, ASCII-only so that lone surrogates and control characters stay escaped.
+    """Compact, strict JSON, ASCII-only so that lone surrogates and control characters stay
+    escaped. NaN and ±Infinity become ``null``, keys JSON has no form for their ``str()``:
+
+    >>> dumps({"ratio": float("nan"), (1, 2): "pair", "n": 1})
+    b'{"ratio":null,"(1, 2)":"pair","n":1}'
 
     Raises ValueError, TypeError or RecursionError for what JSON cannot hold (a circular
     or pathologically deep context); ``Renderer.render_rest`` then drops the context.
     """
-    return _ENCODER.encode(document).encode("ascii")
+    try:
+        text = _ENCODER.encode(document)
+    except (ValueError, TypeError):
+        # The rare body with a non-finite float or an odd key: encode a mended copy. A
+        # circular document recurses until RecursionError here, as a deep one does.
+        text = _ENCODER.encode(_strict(document))
+    return text.encode("ascii")
+
+
+def _strict(value: Any) -> Any:
+    """A copy of ``value`` that ``_ENCODER`` encodes: non-finite floats as None, keys that
+    are not str, int, float or None as their ``str()``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, dict):
+        return {_strict_key(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(item) for item in value]
+    return _strict(json_default(value))
+
+
+def _strict_key(key: Any) -> Any:
+    if key is None or isinstance(key, str | int):
+        return key
+    if isinstance(key, float) and math.isfinite(key):
+        return key
+    return str(key)
 
 
 def debug_details(exc: BaseException) -> dict[str, Any]:
     """The type, message and traceback of ``exc``, for ``debug=True`` bodies only."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<exception str() failed>"  # as the traceback module words it
     return {
         "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-        "message": str(exc),
+        "message": message,
         "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__),
     }
 
@@ -161,9 +203,10 @@ class Renderer:
             document, content_type = self._document(style, exc, details, request_id)
         try:
             body = dumps(document)
-        except (ValueError, TypeError, RecursionError):
-            # A circular or pathologically deep context (or a style's document): keep the
-            # envelope, status, code and message, and drop what could not be encoded.
+        except Exception:
+            # A circular or pathologically deep context (or a style's document), or one
+            # whose own methods fail: keep the envelope, status, code and message, and
+            # drop what could not be encoded.
             logger.warning("restfault: an error context could not be encoded as JSON; dropped")
             bare = RestException(exc.message, code=exc.code, status_code=exc.status_code)
             document, content_type = self._document(
@@ -227,7 +270,9 @@ def render_error(
 ) -> ErrorResponse:
     """Render any exception as the envelope of ``style``.
 
-    >>> render_error(NotFoundException()).status
-    404
+    >>> from restfault import NotFoundException
+    >>> response = render_error(NotFoundException(code="TABLE_NOT_FOUND"), style="bkend")
+    >>> response.status, response.body
+    (404, b'{"error":"TABLE_NOT_FOUND","message":"Not Found"}')
     """
     return Renderer(style, debug=debug).render(exc)

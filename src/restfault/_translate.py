@@ -8,7 +8,9 @@ Three sources, tried in order:
 3. a framework HTTP exception (Starlette's or werkzeug's), keeping status, message and
    the headers that matter. Neither framework is imported unless it is installed.
 
-Anything else is unexpected: ``None`` here, a bare 500 in the renderer.
+What comes out is checked once, here (``well_formed``), so that everything after
+(renderer, batches, logs) reads plain, valid fields. Anything else is unexpected: ``None``
+here, a bare 500 in the renderer.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ from ._errors import (
     ConfigurationError,
     InvalidJsonException,
     RestException,
+    chain,
     reason_phrase,
     status_code_name,
 )
+from ._headers import converted_headers
+from ._well_formed import well_formed
 
 __all__ = ["Translations", "active_translations", "to_rest_exception"]
 
@@ -36,20 +41,6 @@ logger = logging.getLogger("restfault")
 
 Translation = Callable[[Any], RestException]
 E = TypeVar("E", bound=BaseException)
-
-# Headers of a framework exception that describe the body the envelope replaces (notably
-# werkzeug's text/html Content-Type, or the gzip encoding of a converted error page);
-# every other header (Allow, WWW-Authenticate, Retry-After, the app's own) is kept.
-_BODY_HEADERS = frozenset(
-    {
-        "content-type",
-        "content-length",
-        "transfer-encoding",
-        "content-encoding",
-        "content-range",
-        "content-disposition",
-    }
-)
 
 
 class Translations:
@@ -119,7 +110,7 @@ def to_rest_exception(
 ) -> RestException | None:
     """The RestException ``exc`` stands for, or ``None`` when it is unexpected."""
     if isinstance(exc, RestException):
-        return exc
+        return well_formed(exc)
     invalid_json = _invalid_request_json(exc)
     if invalid_json is not None:
         return invalid_json
@@ -133,8 +124,8 @@ def to_rest_exception(
                     f"{type(translated).__name__}, not a RestException"
                 )
             if translated.__cause__ is None:
-                translated.__cause__ = exc
-            return translated
+                chain(translated, exc)
+            return well_formed(translated)
     for exc_type, convert in _framework_converters():
         if isinstance(exc, exc_type):
             return convert(exc)
@@ -145,25 +136,12 @@ def http_exception(
     status: int, message: str | None, headers: Iterable[tuple[str, str]]
 ) -> RestException:
     """A RestException for a bare HTTP status, keeping the headers that matter."""
-    kept: dict[str, str] = {}
-    for name, value in headers:
-        if name.lower() in _BODY_HEADERS:
-            continue
-        # A repeated list-valued field (two WWW-Authenticate challenges) is one field with
-        # both values (RFC 9110 §5.3); Set-Cookie cannot be joined, and keeps the last.
-        previous = kept.get(name)
-        joinable = previous is not None and name.lower() != "set-cookie"
-        kept[name] = f"{previous}, {value}" if joinable else value
-    for name, value in kept.items():
-        if name.lower() == "allow":
-            # Frameworks list methods in set order, which differs from process to process.
-            kept[name] = ", ".join(sorted({m.strip() for m in value.split(",") if m.strip()}))
     if not 400 <= status <= 599:
         status = 500
     return RestException(
         message if message else reason_phrase(status),
         code=status_code_name(status),
-        headers=kept,
+        headers=converted_headers(status, headers),
         status_code=status,
     )
 

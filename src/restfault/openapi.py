@@ -1,8 +1,14 @@
 """JSON Schemas of the envelope styles, and OpenAPI response objects built from them.
 
 >>> from restfault.openapi import error_responses
->>> @app.get("/items/{id}", responses=error_responses(404, 429))   # FastAPI
-... async def read_item(id: int): ...
+>>> responses = error_responses(404, 429, style="bkend")
+>>> sorted(responses)
+[404, 429]
+>>> responses[429]["headers"]["Retry-After"]["schema"]
+{'type': 'integer', 'minimum': 1}
+
+FastAPI takes them as they are:
+``@app.get("/items/{id}", responses=error_responses(404, 429))``.
 
 The schemas describe exactly what ``render_error`` produces, so a schema-driven client
 (or schemathesis) can check every error response a restfault app sends.
@@ -135,7 +141,10 @@ def with_error_responses(
     response object for each of them and the ``4XX``/``5XX`` catch-alls; responses the
     document already has are kept. The marker is removed.
 
-    >>> spec = with_error_responses(json.loads(Path("openapi.json").read_text()), "bkend")
+    >>> operation = {"x-restfault-errors": [404], "responses": {"200": {"description": "OK"}}}
+    >>> document = {"openapi": "3.1.0", "paths": {"/items/{id}": {"get": operation}}}
+    >>> sorted(with_error_responses(document, "bkend")["paths"]["/items/{id}"]["get"]["responses"])
+    ['200', '404', '4XX', '5XX']
     """
     result: dict[str, Any] = copy.deepcopy(dict(document))
     for path_item in (result.get("paths") or {}).values():

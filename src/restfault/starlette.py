@@ -88,7 +88,12 @@ class RestFault(RoutedAdapter):
             )
             return
         self._installed.append(app)
-        for exc_type in (HTTPException, RestException, *self.core.translations.types()):
+        # The top app's RestExceptions reach restfault's middleware, which answers them
+        # like any other exception (Starlette's handlers then reset ``exc.__traceback__``,
+        # which a frozen dataclass exception refuses). A mounted app answers its own: its
+        # server-error middleware would otherwise answer them 500 first.
+        handled = (HTTPException,) if top else (HTTPException, RestException)
+        for exc_type in (*handled, *self.core.translations.types()):
             app.add_exception_handler(exc_type, self._handle)
         if top:
             app.add_exception_handler(Exception, self._handle_unexpected)

@@ -147,6 +147,32 @@ def test_invalid_filter(api: Api, text: str) -> None:
     error_of(api.get(TABLE, key="pk_demo", params={"filter": text}), 400, "INVALID_FILTER")
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("filter=email%3Dada%40example.com&filter=email%3Dada%40example.com", [ADA]),
+        ("filter=email%3Dada%40example.com&filter=email%3Dgrace%40example.com", None),
+        ("filter=email%3Dgrace%40example.com&filter=email%3Dada%40example.com", None),
+        ("filter=email%3Dada%40example.com&filter=", None),
+    ],
+    ids=["same-twice", "ada-then-grace", "grace-then-ada", "then-empty"],
+)
+def test_a_repeated_filter_must_agree(
+    api: Api, query: str, expected: list[dict[str, Any]] | None
+) -> None:
+    # Starlette would take the last value and Flask the first: both apps refuse instead.
+    response = api.get(f"{TABLE}?{query}", key="pk_demo")
+    if expected is not None:
+        assert (response.status_code, response.json()) == (200, {"resource": expected})
+        return
+    body = error_of(response, 400, "INVALID_FILTER")
+    assert body == {
+        "error": "INVALID_FILTER",
+        "message": "Query parameter 'filter' is repeated with different values; send it once",
+        "context": {"parameter": "filter"},
+    }
+
+
 def test_get_record(api: Api) -> None:
     response = api.get(f"{TABLE}/1", key="pk_demo")
     assert response.status_code == 200
@@ -344,6 +370,41 @@ def test_continue_and_rollback_together_is_a_bad_request(api: Api) -> None:
     assert stored(api, address) == []
 
 
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("rollback=true&rollback=false", "rollback"),
+        ("rollback=false&rollback=true", "rollback"),
+        ("continue=true&continue=false", "continue"),
+        ("continue=1&rollback=0&rollback=1", "rollback"),
+    ],
+)
+def test_a_repeated_batch_flag_must_agree(api: Api, query: str, parameter: str) -> None:
+    # Starlette would take the last value and Flask the first, so one app would keep the
+    # good record and the other roll it back: both refuse the batch instead.
+    address = email()
+    records = [{"name": "Kept?", "email": address}, {"name": "No email"}]
+    response = api.post(f"{TABLE}?{query}", key="sk_demo", json={"resource": records})
+    body = error_of(response, 400, "BAD_REQUEST")
+    assert body == {
+        "error": "BAD_REQUEST",
+        "message": f"Query parameter '{parameter}' is repeated with different values; send it once",
+        "context": {"parameter": parameter},
+    }
+    assert stored(api, address) == []
+
+
+def test_a_repeated_batch_flag_that_agrees_is_one_flag(api: Api) -> None:
+    address = email()
+    records = [{"name": "Rolled back", "email": address}, {"name": "No email"}]
+    response = api.post(
+        f"{TABLE}?rollback=true&rollback=1", key="sk_demo", json={"resource": records}
+    )
+    body = error_of(response, 400, "BATCH_ERROR")
+    assert body["context"]["rolled_back"] is True
+    assert stored(api, address) == []
+
+
 @pytest.mark.parametrize("params", [{}, {"continue": "true"}, {"rollback": "true"}])
 def test_a_single_record_batch_answers_with_its_own_error(api: Api, params: dict[str, str]) -> None:
     response = post_batch(api, [{"name": "Ada again", "email": "ada@example.com"}], **params)
@@ -496,6 +557,8 @@ SAME_ANSWERS = [
     ("POST", TABLE, "pk_demo", b'{"resource": [{"name": "A", "email": "ada@example.com"}]}'),
     ("POST", f"{TABLE}?rollback=true", "pk_demo", b'{"resource": [{"name": "A"}, {"x": 1}]}'),
     ("POST", f"{TABLE}?rollback=1&continue=1", "pk_demo", b'{"resource": [{}]}'),
+    ("POST", f"{TABLE}?rollback=true&rollback=false", "pk_demo", b'{"resource": [{}]}'),
+    ("GET", f"{TABLE}?filter=id=1&filter=id=2", "pk_demo", None),
     ("POST", "/api/v2/email", "pk_demo", b'{"to": 5}'),
 ]
 # Flask ends its JSON with a newline (content-length); the budgets left depend on the tests run.
