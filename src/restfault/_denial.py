@@ -70,7 +70,7 @@ class Denials:
         self._quota: Renderer | None = None
         if ietf and renderer.style == "problem":
             self._quota = Renderer("problem", problem_type=QUOTA_EXCEEDED)
-        self._kept: dict[tuple[str | None, tuple[str, ...]], Denial] = {}
+        self._kept: dict[tuple[str | None, tuple[str, ...], bool], Denial] = {}
 
     def denial(self, verdict: Verdict, request_id: str | None, now: float) -> Denial:
         """The 429 of a denied verdict, for the request of ``request_id``."""
@@ -79,21 +79,22 @@ class Denials:
         if callable(self.renderer.style):
             return self._rendered(verdict, code, request_id, now)
         names = tuple(d.policy for d in verdict.breached) if self._quota is not None else ()
-        kept = self._kept.get((code, names))
+        with_id = self.with_ids and request_id is not None
+        kept = self._kept.get((code, names, with_id))
         if kept is None:
-            kept = self._kept_denial(code, names)
+            kept = self._kept_denial(code, names, with_id)
             if len(self._kept) < _KEPT:
-                self._kept[code, names] = kept
+                self._kept[code, names, with_id] = kept
         return kept.for_request(request_id)
 
-    def _kept_denial(self, code: str | None, names: tuple[str, ...]) -> Denial:
+    def _kept_denial(self, code: str | None, names: tuple[str, ...], with_id: bool) -> Denial:
         if self._quota is not None:
             exc = TooManyRequestsException(code=code, context={"violated-policies": list(names)})
             renderer = self._quota
         else:
             exc = TooManyRequestsException(code=code)
             renderer = self.renderer
-        if self.with_ids:
+        if with_id:
             rendered = renderer.render_rest(exc, None, _PLACEHOLDER)
             parts = rendered.body.split(_PLACEHOLDER_JSON)
             if len(parts) == 2:
