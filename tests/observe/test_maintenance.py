@@ -141,3 +141,21 @@ def test_an_async_maintenance_is_refused_by_the_wsgi_adapters() -> None:
 
     with pytest.raises(ConfigurationError, match="async, but a WSGI adapter cannot await it"):
         FlaskRestFault(maintenance=maintenance)
+
+
+@pytest.mark.parametrize("adapter", ["starlette", "fastapi"])
+def test_a_redirect_the_router_makes_itself_is_in_maintenance_too(
+    observed: MakeApp, adapter: str
+) -> None:
+    """No endpoint answers ``/rid/`` (Starlette's router redirects it to ``/rid``): it is
+    admitted when that response starts, and maintenance mode replaces it."""
+    switch = {"on": False}
+    app = observed(adapter, maintenance=lambda request: switch["on"])
+    served = app.get("/rid/")
+    switch["on"] = True
+
+    replaced = app.get("/rid/")
+
+    assert served.status == 200  # the test client followed the redirect
+    assert (replaced.status, replaced.header("retry-after")) == (503, "60")
+    assert replaced.json() == {"error": {"code": 503, "message": "Service Unavailable"}}
