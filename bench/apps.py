@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+App = TypeVar("App", "Starlette", "Flask")
 
 GENEROUS = "1000000000/hour"  # never exhausted during a run: every request is a 200
 EXHAUSTED = "1/day"  # exhausted by the warm-up: every timed request is a 429
@@ -23,23 +31,23 @@ def _redis_uri() -> str:
 # -- Starlette ----------------------------------------------------------------------------
 
 
-def _starlette(error: bool = False) -> Any:
+def _starlette(error: bool = False) -> Starlette:
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    async def home(request: Any) -> Any:
+    async def home(request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    async def conflict(request: Any) -> Any:
+    async def conflict(request: Request) -> Response:
         raise HTTPException(409, "already there")
 
     return Starlette(routes=[Route("/", conflict if error else home)])
 
 
-def starlette_restfault(**options: Any) -> Callable[[], Any]:
-    def build() -> Any:
+def starlette_restfault(**options: Any) -> Callable[[], Starlette]:
+    def build() -> Starlette:
         from restfault.starlette import RestFault
 
         opts = dict(options)
@@ -52,10 +60,10 @@ def starlette_restfault(**options: Any) -> Callable[[], Any]:
 
 def starlette_slowapi(
     mode: str, limit: str = GENEROUS, storage: str = "memory://"
-) -> Callable[[], Any]:
+) -> Callable[[], Starlette]:
     """slowapi as its README shows it: ``@limiter.limit`` or ``SlowAPIMiddleware``."""
 
-    def build() -> Any:
+    def build() -> Starlette:
         from slowapi import Limiter, _rate_limit_exceeded_handler
         from slowapi.errors import RateLimitExceeded
         from slowapi.middleware import SlowAPIMiddleware
@@ -68,8 +76,8 @@ def starlette_slowapi(
         if mode == "decorator":
             limiter = Limiter(key_func=get_remote_address, headers_enabled=True, storage_uri=uri)
 
-            @limiter.limit(limit)
-            async def home(request: Any) -> Any:
+            @limiter.limit(limit)  # type: ignore[untyped-decorator]  # slowapi is untyped
+            async def home(request: Request) -> Response:
                 return PlainTextResponse("ok")
 
         else:
@@ -80,12 +88,12 @@ def starlette_slowapi(
                 storage_uri=uri,
             )
 
-            async def home(request: Any) -> Any:
+            async def home(request: Request) -> Response:
                 return PlainTextResponse("ok")
 
         app = Starlette(routes=[Route("/", home)])
         app.state.limiter = limiter
-        app.add_exception_handler(RateLimitExceeded, _rate_limit_exceeded_handler)  # type: ignore[arg-type]
+        app.add_exception_handler(RateLimitExceeded, _rate_limit_exceeded_handler)
         if mode == "middleware":
             app.add_middleware(SlowAPIMiddleware)
         return app
@@ -96,13 +104,13 @@ def starlette_slowapi(
 # -- Flask --------------------------------------------------------------------------------
 
 
-def _flask(error: bool = False) -> Any:
+def _flask(error: bool = False) -> Flask:
     from flask import Flask, abort
 
     app = Flask("bench")
 
     @app.get("/")
-    def home() -> Any:
+    def home() -> str:
         if error:
             abort(409)
         return "ok"
@@ -110,8 +118,8 @@ def _flask(error: bool = False) -> Any:
     return app
 
 
-def flask_restfault(**options: Any) -> Callable[[], Any]:
-    def build() -> Any:
+def flask_restfault(**options: Any) -> Callable[[], Flask]:
+    def build() -> Flask:
         from restfault.flask import RestFault
 
         opts = dict(options)
@@ -122,10 +130,10 @@ def flask_restfault(**options: Any) -> Callable[[], Any]:
     return build
 
 
-def flask_limiter(limit: str = GENEROUS, storage: str = "memory://") -> Callable[[], Any]:
+def flask_limiter(limit: str = GENEROUS, storage: str = "memory://") -> Callable[[], Flask]:
     """Flask-Limiter as its quick start shows it, with headers on."""
 
-    def build() -> Any:
+    def build() -> Flask:
         from flask_limiter import Limiter
         from flask_limiter.util import get_remote_address
 
@@ -151,16 +159,16 @@ def _sanitize(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def asgi_variants(redis: bool = False) -> dict[str, Callable[[], Any]]:
+def asgi_variants(redis: bool = False) -> dict[str, Callable[[], Starlette]]:
     """name -> factory, the bare app first; every other is timed against it."""
 
-    def rf(**options: Any) -> Callable[[], Any]:
-        def build() -> Any:
+    def rf(**options: Any) -> Callable[[], Starlette]:
+        def build() -> Starlette:
             return starlette_restfault(**_sanitize(dict(options)))()
 
         return build
 
-    variants: dict[str, Callable[[], Any]] = {
+    variants: dict[str, Callable[[], Starlette]] = {
         "bare": _starlette,
         "bare-error": lambda: _starlette(error=True),
         "restfault-none": rf(),
@@ -193,14 +201,14 @@ def asgi_variants(redis: bool = False) -> dict[str, Callable[[], Any]]:
     return variants
 
 
-def wsgi_variants(redis: bool = False) -> dict[str, Callable[[], Any]]:
-    def rf(**options: Any) -> Callable[[], Any]:
-        def build() -> Any:
+def wsgi_variants(redis: bool = False) -> dict[str, Callable[[], Flask]]:
+    def rf(**options: Any) -> Callable[[], Flask]:
+        def build() -> Flask:
             return flask_restfault(**_sanitize(dict(options)))()
 
         return build
 
-    variants: dict[str, Callable[[], Any]] = {
+    variants: dict[str, Callable[[], Flask]] = {
         "bare": _flask,
         "bare-error": lambda: _flask(error=True),
         "restfault-none": rf(),
@@ -231,12 +239,12 @@ def wsgi_variants(redis: bool = False) -> dict[str, Callable[[], Any]]:
     return variants
 
 
-def asgi_from_env() -> Any:
+def asgi_from_env() -> Starlette:
     """For ``uvicorn --factory bench.apps:asgi_from_env`` (BENCH_VARIANT names the variant)."""
     return asgi_variants(redis=True)[os.environ["BENCH_VARIANT"]]()
 
 
-def wsgi_from_env() -> Any:
+def wsgi_from_env() -> Flask:
     """For ``gunicorn 'bench.apps:wsgi_from_env()'``."""
     return wsgi_variants(redis=True)[os.environ["BENCH_VARIANT"]]()
 
@@ -244,17 +252,26 @@ def wsgi_from_env() -> Any:
 # -- experiments (bench only) --------------------------------------------------------------
 
 
-def with_limits_memory_storage(build: Callable[[], Any]) -> Callable[[], Any]:
+def _restfault_of(app: Starlette | Flask) -> Any:
+    """The restfault adapter installed on ``app`` (its limiter is internal: experiments only)."""
+    from flask import Flask
+
+    if isinstance(app, Flask):
+        return app.extensions["restfault"]
+    return app.state.restfault
+
+
+def with_limits_memory_storage(build: Callable[[], App]) -> Callable[[], App]:
     """restfault on ``limits.storage.MemoryStorage`` itself (its sweeper thread restarted
     every 10 ms), as before restfault's InProcessStorage: the two side by side."""
 
-    def patched() -> Any:
+    def patched() -> App:
         from limits.storage import MemoryStorage
 
         from restfault._evaluate import Evaluation, ExpiryCache
 
         app = build()
-        owner = app.state.restfault if hasattr(app, "state") else app.extensions["restfault"]
+        owner = _restfault_of(app)
         limiter = owner.limiter
         # Called in process like restfault's own (no I/O); window ends cached as for a
         # network storage, since limits' storage cannot hand them over with the count.

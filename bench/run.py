@@ -17,6 +17,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -110,10 +111,11 @@ def machine() -> dict[str, Any]:
 
 def run_inprocess(args: argparse.Namespace, redis: bool) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    for kind, factories in (
-        ("asgi", apps.asgi_variants(redis)),
-        ("wsgi", apps.wsgi_variants(redis)),
-    ):
+    groups: list[tuple[str, dict[str, Callable[[], object]]]] = [
+        ("asgi", dict(apps.asgi_variants(redis))),
+        ("wsgi", dict(apps.wsgi_variants(redis))),
+    ]
+    for kind, factories in groups:
         if args.variants:
             wanted = {"bare", "bare-error", *args.variants.split(",")}
             factories = {k: v for k, v in factories.items() if k in wanted}

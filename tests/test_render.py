@@ -24,31 +24,21 @@ from restfault import (
     TooManyRequestsException,
     render_error,
 )
-from tests.conftest import (
+from tests.tables import (
     BATCH_ERRORS,
+    EXCEPTION_IDS,
     EXCEPTION_TABLE,
     STYLE_IDS,
+    STYLE_NAMES,
     STYLES,
+    StyleName,
+    StyleOption,
     body_context,
     body_message,
+    content_type_of,
     house_style,
     make_exception,
 )
-
-IDS = [row[0].__name__ for row in EXCEPTION_TABLE]
-CONTENT_TYPES = {
-    "dreamfactory": "application/json",
-    "bkend": "application/json",
-    "problem": "application/problem+json",
-}
-
-
-def content_type(style: Any) -> str:
-    return (
-        CONTENT_TYPES.get(style, "application/vnd.house+json")
-        if isinstance(style, str)
-        else ("application/vnd.house+json")
-    )
 
 
 def document(response: ErrorResponse) -> Any:
@@ -56,16 +46,16 @@ def document(response: ErrorResponse) -> Any:
 
 
 @pytest.mark.parametrize("style", STYLES, ids=STYLE_IDS)
-@pytest.mark.parametrize(("cls", "status", "code", "message"), EXCEPTION_TABLE, ids=IDS)
+@pytest.mark.parametrize(("cls", "status", "code", "message"), EXCEPTION_TABLE, ids=EXCEPTION_IDS)
 def test_every_exception_in_every_style(
-    style: Any, cls: type[RestException], status: int, code: str, message: str
+    style: StyleOption, cls: type[RestException], status: int, code: str, message: str
 ) -> None:
     exc = make_exception(cls)
     response = render_error(exc, style=style)
     body = document(response)
 
     assert response.status == status
-    assert response.header("content-type") == content_type(style)
+    assert response.header("content-type") == content_type_of(style)
     assert response.header("Content-Length") == str(len(response.body))
     assert body_message(style, body).startswith(message)
     assert body_context(style, body) == exc.context
@@ -90,7 +80,7 @@ UNBATCHED = [row[0] for row in EXCEPTION_TABLE if row[0] is not BatchException]
 
 @pytest.mark.parametrize("style", ["dreamfactory", "bkend"])
 @pytest.mark.parametrize("cls", UNBATCHED, ids=[c.__name__ for c in UNBATCHED])
-def test_context_is_left_out_when_none(style: str, cls: type[RestException]) -> None:
+def test_context_is_left_out_when_none(style: StyleName, cls: type[RestException]) -> None:
     body = document(render_error(cls(), style=style))
     assert "context" not in (body["error"] if style == "dreamfactory" else body)
     assert "context" not in json.dumps(body)
@@ -146,15 +136,15 @@ def test_problem_batch_errors_are_extension_members() -> None:
     assert (body["status"], body["code"], body["title"]) == (400, "BATCH_ERROR", "Bad Request")
 
 
-@pytest.mark.parametrize("style", ["dreamfactory", "bkend", "problem"])
-def test_batch_context_in_every_style(style: str) -> None:
+@pytest.mark.parametrize("style", STYLE_NAMES)
+def test_batch_context_in_every_style(style: StyleName) -> None:
     exc = BatchException(list(BATCH_ERRORS), rolled_back=True)
     body = document(render_error(exc, style=style))
     assert body_context(style, body) == {"errors": BATCH_ERRORS, "rolled_back": True}
 
 
 @pytest.mark.parametrize("style", STYLES, ids=STYLE_IDS)
-def test_retry_after_header(style: Any) -> None:
+def test_retry_after_header(style: StyleOption) -> None:
     response = render_error(TooManyRequestsException(retry_after=12), style=style)
     assert response.header("retry-after") == "12"
     assert response.status == 429
@@ -387,13 +377,15 @@ def test_werkzeug_exception_with_response_keeps_its_status() -> None:
 # -- unexpected exceptions ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("style", ["dreamfactory", "bkend", "problem"])
+@pytest.mark.parametrize("style", STYLE_NAMES)
 @pytest.mark.parametrize(
     "exc",
     [RuntimeError("password=hunter2"), KeyError("hunter2"), ValueError("hunter2"), Exception()],
     ids=["runtime", "key", "value", "bare"],
 )
-def test_unexpected_exception_says_only_internal_server_error(style: str, exc: Exception) -> None:
+def test_unexpected_exception_says_only_internal_server_error(
+    style: StyleName, exc: Exception
+) -> None:
     response = render_error(exc, style=style)
     body = document(response)
     assert response.status == 500
@@ -403,8 +395,8 @@ def test_unexpected_exception_says_only_internal_server_error(style: str, exc: E
         assert leak not in response.body
 
 
-@pytest.mark.parametrize("style", ["dreamfactory", "bkend", "problem"])
-def test_debug_adds_type_message_and_traceback(style: str) -> None:
+@pytest.mark.parametrize("style", STYLE_NAMES)
+def test_debug_adds_type_message_and_traceback(style: StyleName) -> None:
     try:
         raise ZeroDivisionError("ratio of nothing")
     except ZeroDivisionError as caught:
@@ -450,7 +442,7 @@ def test_debug_with_a_non_mapping_context() -> None:
 
     body = document(render_error(InternalServerErrorException(context=["x"]), debug=True))
     assert body["error"]["context"]["value"] == ["x"]
-    assert "debug" in body["error"]["context"]
+    assert set(body["error"]["context"]) == {"value", "debug"}
 
 
 def test_render_error_signature() -> None:
@@ -518,3 +510,45 @@ def test_debug_details_of_an_exception_whose_str_fails() -> None:
     assert details["type"].endswith("Mute")
     assert details["message"] == "<exception str() failed>"
     assert body["error"]["message"] == "Internal Server Error"
+
+
+@pytest.mark.parametrize("style", STYLE_NAMES)
+@pytest.mark.parametrize("shape", ["circular", "deep"])
+def test_a_context_json_cannot_hold_is_dropped_not_a_crash(style: StyleName, shape: str) -> None:
+    context: dict[str, Any] = {}
+    if shape == "circular":
+        context["self"] = context
+    else:
+        inner = context
+        for _ in range(5000):
+            inner["next"] = {}
+            inner = inner["next"]
+    rendered = render_error(BadRequestException("bad", context=context), style=style)
+    assert rendered.status == 400
+    body = json.loads(rendered.body)
+    assert (
+        body
+        == {
+            "dreamfactory": {"error": {"code": 400, "message": "bad"}},
+            "bkend": {"error": "BAD_REQUEST", "message": "bad"},
+            "problem": {
+                "type": "about:blank",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": "bad",
+                "code": "BAD_REQUEST",
+            },
+        }[style]
+    )
+
+
+def test_a_callable_styles_unencodable_document_falls_back() -> None:
+    document: dict[str, Any] = {}
+    document["me"] = document
+    rendered = render_error(
+        BadRequestException("bad"), style=lambda exc, debug: (document, "application/json")
+    )
+    assert (rendered.status, json.loads(rendered.body)) == (
+        400,
+        {"error": {"code": 400, "message": "bad"}},
+    )

@@ -5,22 +5,28 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
-import httpx
 import pytest
 
 from restfault import (
     BadRequestException,
+    BatchException,
     ConfigurationError,
     ConflictResourceException,
     NotFoundException,
     RestException,
+    ServiceUnavailableException,
     Translations,
+    raise_single_error,
     render_error,
+    run_batch,
 )
-from restfault._translate import to_rest_exception
-from tests.conftest import FrozenTableGone, TableGone
+from restfault._translate import to_rest_exception as translated
+from tests.harness import Harness, MakeHarness, error_records, raising
+from tests.tables import FrozenTableGone, TableGone
+
+E = TypeVar("E", bound=BaseException)
 
 
 class DomainError(Exception):
@@ -98,6 +104,24 @@ def test_merged_puts_the_other_on_top() -> None:
     assert base.merged(None).find(DomainError) is to_bad_request
 
 
+def to_rest_exception(exc: Exception, registry: Translations | None) -> RestException | None:
+    """What ``registry`` makes of ``exc``, through the public batch API: a one-item batch
+    raises its item's own error; an exception no translation covers escapes unchanged."""
+
+    def operation(item: object) -> object:
+        raise exc
+
+    with pytest.raises(Exception) as raised:
+        run_batch([None], operation, translate=registry)
+    if isinstance(raised.value, BatchException):
+        with pytest.raises(RestException) as own:
+            raise_single_error(raised.value, 1)
+        return own.value
+    if raised.value is exc:
+        return None  # no translation covers it: it escaped unchanged
+    raise raised.value
+
+
 def test_to_rest_exception() -> None:
     registry = Translations({DomainError: to_not_found})
     rest = NotFoundException()
@@ -127,7 +151,9 @@ def test_translation_keeps_its_own_cause() -> None:
 
 
 def test_non_rest_exception_result_is_a_type_error() -> None:
-    registry = Translations({DomainError: lambda exc: ValueError("wrong")})
+    # A translation that breaks its contract (type-checked code could not register it).
+    wrong: Any = lambda exc: ValueError("wrong")  # noqa: E731
+    registry = Translations({DomainError: wrong})
     with pytest.raises(TypeError, match="DomainError"):
         to_rest_exception(DomainError(), registry)
 
@@ -143,93 +169,27 @@ def test_translations_beat_framework_exceptions() -> None:
 def test_json_errors_outside_request_parsing_are_unexpected() -> None:
     with pytest.raises(ValueError) as info:
         json.loads("{nope")
-    assert to_rest_exception(info.value) is None
+    assert to_rest_exception(info.value, None) is None
     assert render_error(info.value).status == 500
 
 
-# -- each adapter's .translate ----------------------------------------------------------
+# -- each adapter's .translate -------------------------------------------------------------
 
 
-def _starlette(make_options: dict[str, Any]) -> tuple[Any, Callable[[str], httpx.Response]]:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.routing import Route
-    from starlette.testclient import TestClient
-
-    from restfault.starlette import RestFault
-
-    async def endpoint(request: Request) -> Any:
-        raise EXCEPTIONS[request.path_params["name"]]
-
-    app = Starlette(routes=[Route("/raise/{name}", endpoint)])
-    adapter = RestFault(app, **make_options)
-    client = TestClient(app, raise_server_exceptions=False)
-    return adapter, client.get
+def translate(app: Harness, exc_type: type[E], fn: Callable[[E], object]) -> Callable[[E], object]:
+    """``app.restfault.translate(exc_type)(fn)``: what the decorator hands back."""
+    # Some tests register a translation that breaks its contract on purpose.
+    as_declared = cast("Callable[[E], RestException]", fn)
+    registered: Callable[[E], object] = app.restfault.translate(exc_type)(as_declared)
+    return registered
 
 
-def _fastapi(make_options: dict[str, Any]) -> tuple[Any, Callable[[str], httpx.Response]]:
-    from fastapi import FastAPI
-    from starlette.testclient import TestClient
-
-    from restfault.starlette import RestFault
-
-    app = FastAPI()
-
-    @app.get("/raise/{name}")
-    async def endpoint(name: str) -> Any:
-        raise EXCEPTIONS[name]
-
-    adapter = RestFault(app, **make_options)
-    client = TestClient(app, raise_server_exceptions=False)
-    return adapter, client.get
-
-
-def _flask(make_options: dict[str, Any]) -> tuple[Any, Callable[[str], Any]]:
-    from flask import Flask
-
-    from restfault.flask import RestFault
-
-    app = Flask("translate")
-
-    @app.get("/raise/<name>")
-    def endpoint(name: str) -> Any:
-        raise EXCEPTIONS[name]
-
-    adapter = RestFault(app, **make_options)
-    client = app.test_client()
-    return adapter, lambda path: _as_httpx(client.get(path))
-
-
-def _asgi(make_options: dict[str, Any]) -> tuple[Any, Callable[[str], httpx.Response]]:
-    from starlette.testclient import TestClient
-
-    from restfault.asgi import RestFaultMiddleware
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        raise EXCEPTIONS[scope["path"].rsplit("/", 1)[-1]]
-
-    adapter = RestFaultMiddleware(app, **make_options)
-    client = TestClient(adapter, raise_server_exceptions=False)
-    return adapter, client.get
-
-
-def _wsgi(make_options: dict[str, Any]) -> tuple[Any, Callable[[str], Any]]:
-    from werkzeug.test import Client
-
-    from restfault.wsgi import RestFaultMiddleware
-
-    def app(environ: Any, start_response: Any) -> Any:
-        raise EXCEPTIONS[environ["PATH_INFO"].rsplit("/", 1)[-1]]
-
-    adapter = RestFaultMiddleware(app, **make_options)
-    client = Client(adapter)
-    return adapter, lambda path: _as_httpx(client.get(path))
-
-
-def _as_httpx(response: Any) -> httpx.Response:
-    return httpx.Response(
-        response.status_code, headers=list(response.headers.items()), content=response.data
-    )
+def raising_app(harness: MakeHarness) -> Harness:
+    app = harness(style="bkend")
+    for name, exc in EXCEPTIONS.items():
+        app.route(f"/raise/{name}")(raising(exc))
+    app.build()  # translations registered after the app is built apply too
+    return app
 
 
 EXCEPTIONS: dict[str, BaseException] = {
@@ -238,72 +198,88 @@ EXCEPTIONS: dict[str, BaseException] = {
     "deep": DeepRecordMissing("record 8"),
     "other": Other("other"),
 }
-ADAPTERS = {
-    "starlette": _starlette,
-    "fastapi": _fastapi,
-    "flask": _flask,
-    "asgi": _asgi,
-    "wsgi": _wsgi,
-}
+INTERNAL = {"error": "INTERNAL_SERVER_ERROR", "message": "Internal Server Error"}
 
 
-@pytest.fixture(params=sorted(ADAPTERS))
-def adapter(request: pytest.FixtureRequest) -> Callable[..., Any]:
-    return ADAPTERS[request.param]  # type: ignore[no-any-return]
+def test_adapter_translate_decorator_and_mro(harness: MakeHarness) -> None:
+    app = raising_app(harness)
 
-
-def test_adapter_translate_decorator(adapter: Callable[..., Any]) -> None:
-    restfault, get = adapter({"style": "bkend"})
-
-    @restfault.translate(DomainError)
     def domain(exc: DomainError) -> RestException:
         return BadRequestException(str(exc), code="DOMAIN_RULE")
 
-    assert domain(DomainError("x")).code == "DOMAIN_RULE"  # the decorator hands it back
-    reply = get("/raise/domain")
-    assert reply.status_code == 400
+    assert translate(app, DomainError, domain) is domain  # the decorator hands it back
+    reply = app.get("/raise/domain")
+    assert reply.status == 400
     assert reply.json() == {"error": "DOMAIN_RULE", "message": "a domain rule"}
-    # subclasses inherit the parent's translation
-    assert get("/raise/deep").json() == {"error": "DOMAIN_RULE", "message": "record 8"}
+    # subclasses inherit the parent's translation ...
+    reply = app.get("/raise/missing")
+    assert (reply.status, reply.json()) == (400, {"error": "DOMAIN_RULE", "message": "record 7"})
+    assert app.get("/raise/deep").json() == {"error": "DOMAIN_RULE", "message": "record 8"}
 
-    @restfault.translate(RecordMissing)
+    # ... until they get one of their own.
     def missing(exc: RecordMissing) -> RestException:
         return NotFoundException(str(exc), code="RECORD_NOT_FOUND")
 
-    assert get("/raise/missing").status_code == 404
-    assert get("/raise/deep").json() == {"error": "RECORD_NOT_FOUND", "message": "record 8"}
-    assert get("/raise/domain").status_code == 400
-    other = get("/raise/other")
-    assert other.status_code == 500
-    assert other.json() == {"error": "INTERNAL_SERVER_ERROR", "message": "Internal Server Error"}
+    translate(app, RecordMissing, missing)
+    reply = app.get("/raise/missing")
+    assert reply.status == 404
+    assert reply.json() == {"error": "RECORD_NOT_FOUND", "message": "record 7"}
+    assert app.get("/raise/deep").json() == {"error": "RECORD_NOT_FOUND", "message": "record 8"}
+    reply = app.get("/raise/domain")
+    assert (reply.status, reply.json()["error"]) == (400, "DOMAIN_RULE")
+    other = app.get("/raise/other")
+    assert other.status == 500
+    assert other.json() == INTERNAL
 
 
-def test_adapter_translation_returning_a_non_rest_exception(
-    adapter: Callable[..., Any], caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    "result",
+    [ValueError("not a RestException"), {"error": "a dict is not an exception"}],
+    ids=["exception", "dict"],
+)
+def test_adapter_translation_returning_a_non_rest_exception_is_a_500(
+    harness: MakeHarness, result: object, restfault_log: pytest.LogCaptureFixture
 ) -> None:
-    restfault, get = adapter({"style": "bkend"})
-    restfault.translate(DomainError)(lambda exc: {"error": "a dict is not an exception"})
+    app = raising_app(harness)
+    translate(app, DomainError, lambda exc: result)
 
-    reply = get("/raise/domain")
+    reply = app.get("/raise/domain")
 
-    assert reply.status_code == 500
-    assert reply.json() == {"error": "INTERNAL_SERVER_ERROR", "message": "Internal Server Error"}
-    assert "DomainError" in caplog.text
+    assert reply.status == 500
+    assert reply.json() == INTERNAL
+    assert "DomainError" in restfault_log.text
+    assert error_records(restfault_log)
+
+
+def test_adapter_translation_that_raises_is_a_500(
+    harness: MakeHarness, restfault_log: pytest.LogCaptureFixture
+) -> None:
+    app = raising_app(harness)
+
+    def broken(exc: DomainError) -> RestException:
+        raise LookupError("the translation itself is broken")
+
+    translate(app, DomainError, broken)
+
+    reply = app.get("/raise/domain")
+
+    assert reply.status == 500
+    assert reply.json() == INTERNAL
+    assert b"broken" not in reply.body
 
 
 def test_translated_5xx_is_logged(
-    adapter: Callable[..., Any], caplog: pytest.LogCaptureFixture
+    harness: MakeHarness, restfault_log: pytest.LogCaptureFixture
 ) -> None:
-    from restfault import ServiceUnavailableException
+    app = raising_app(harness)
+    translate(app, Other, lambda exc: ServiceUnavailableException(retry_after=3))
 
-    restfault, get = adapter({"style": "bkend"})
-    restfault.translate(Other)(lambda exc: ServiceUnavailableException(retry_after=3))
+    reply = app.get("/raise/other")
 
-    reply = get("/raise/other")
-
-    assert reply.status_code == 503
+    assert reply.status == 503
     assert reply.headers["retry-after"] == "3"
-    assert "Other" in caplog.text
+    assert reply.json() == {"error": "SERVICE_UNAVAILABLE", "message": "Service Unavailable"}
+    assert "Other" in restfault_log.text
 
 
 # -- the check every RestException passes ------------------------------------------------------
@@ -332,5 +308,5 @@ def test_a_well_formed_exception_is_rendered_as_itself(
     make: Callable[[], RestException], caplog: pytest.LogCaptureFixture
 ) -> None:
     exc = make()
-    assert to_rest_exception(exc) is exc
+    assert translated(exc) is exc
     assert caplog.records == []

@@ -188,8 +188,10 @@ class Verdict:
         return [d for d in self.decisions if d.enforced and not d.allowed]
 
 
-def _reset(decision: RateLimitDecision) -> float:
-    return decision.reset
+def _reset(decision: RateLimitDecision) -> int:
+    # Whole seconds, as the headers say it: limits ending in the same second are a tie,
+    # which the first evaluated (default before path, shared and endpoint) wins.
+    return math.ceil(decision.reset)
 
 
 # What a policy name escapes: "%" itself, the separators of the suffixes ";w=60#2", the

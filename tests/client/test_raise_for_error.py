@@ -32,9 +32,9 @@ from restfault import (
 from restfault._render import Renderer
 from restfault.client import raise_for_error
 from tests.client.conftest import Reply, reply, script_headers
-from tests.conftest import EXCEPTION_TABLE, make_exception
+from tests.tables import EXCEPTION_TABLE, STYLE_NAMES, StyleName, make_exception
 
-STYLES = ("dreamfactory", "bkend", "problem")
+STYLES: list[StyleName] = STYLE_NAMES
 JSON = {"Content_Type": "application/json"}
 PROBLEM = {"Content_Type": "application/problem+json"}
 DATE = "Wed, 21 Oct 2015 07:28:00 GMT"
@@ -211,7 +211,7 @@ def test_responses_below_400_are_returned(
 @pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize(("cls", "status", "code", "message"), EXCEPTION_TABLE)
 def test_every_exception_survives_the_round_trip_in_every_style(
-    style: str, cls: type[RestException], status: int, code: str, message: str
+    style: StyleName, cls: type[RestException], status: int, code: str, message: str
 ) -> None:
     """What restfault renders, raise_for_error raises again (a 500 as its own class)."""
     context = None if cls is BatchException else {"field": "email"}  # a batch makes its own

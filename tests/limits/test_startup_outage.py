@@ -16,7 +16,7 @@ import pytest
 
 import restfault._storage as storage_module
 from restfault import ConfigurationError
-from tests.limits.conftest import FRAMEWORKS, Client
+from tests.harness import MakeHarness
 from tests.servers import Server
 
 pytestmark = [pytest.mark.timeout(30), pytest.mark.redis]
@@ -41,21 +41,18 @@ def flaky_build(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     return state
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_app_starts_and_enforces_limits_in_memory_until_the_storage_is_built(
-    framework: str,
-    redis_srv: Server,
     flaky_build: dict[str, int],
-    make_client: Callable[..., Client],
+    rate_limited: MakeHarness,
+    redis_srv: Server,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="restfault")
-    client = make_client(
-        framework,
+    client = rate_limited(
         default_limits="2/minute",
         storage_uri=f"redis://127.0.0.1:{redis_srv.port}",
-        key_prefix=f"startup-{framework}-{time.time()}",
+        key_prefix=f"startup-{time.time()}",
         storage_retry_interval=3600,
     )
     statuses = [client.get("/").status for _ in range(3)]
@@ -66,19 +63,21 @@ def test_app_starts_and_enforces_limits_in_memory_until_the_storage_is_built(
 
     # Once the interval has passed, the next request builds the storage and uses it (the
     # fallback's count stays behind: the real storage starts from its own).
-    monkeypatch.setattr(client.limiter.outage, "next_try", 0.0)
-    monkeypatch.setattr(client.limiter.evaluation.denials, "_times", {})
+    limiter = client.restfault.limiter
+    monkeypatch.setattr(limiter.outage, "next_try", 0.0)
+    monkeypatch.setattr(limiter.evaluation.denials, "_times", {})
     assert client.get("/").status == 200
     assert flaky_build["calls"] == 2
     assert any("answers again" in r.getMessage() for r in caplog.records)
 
 
 def test_a_configuration_error_while_building_is_still_raised(
-    monkeypatch: pytest.MonkeyPatch, make_client: Callable[..., Client]
+    monkeypatch: pytest.MonkeyPatch, harness: MakeHarness
 ) -> None:
     def build(settings: Any) -> Any:
         raise ConfigurationError("storage_uri='redis://x': bad option")
 
     monkeypatch.setattr(storage_module, "build_sync_storage", build)
+    monkeypatch.setattr(storage_module, "build_async_storage", build)
     with pytest.raises(ConfigurationError, match="bad option"):
-        make_client("flask", default_limits="2/minute", storage_uri="redis://127.0.0.1:1")
+        harness(default_limits="2/minute", storage_uri="redis://127.0.0.1:1")

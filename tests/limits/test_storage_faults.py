@@ -1,8 +1,8 @@
 """Storage outages: never a 500, never a hang, one warning per outage, and recovery.
 
 Real storages are stopped, restarted and paused with SIGSTOP (the port still accepts
-connections, but nothing answers) while requests flow, on the sync (Flask/WSGI) and the
-async (Starlette/ASGI) paths.
+connections, but nothing answers) while requests flow, on every adapter: the sync storage
+path (pure WSGI, Flask) and the async one (pure ASGI, Starlette, FastAPI).
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.harness import Harness, MakeHarness, Reply
 from tests.servers import HOST, Server, free_port, memcached_server, need_binary, redis_server
 
-from .conftest import Client, Reply
-
-SYNC_AND_ASYNC = pytest.mark.parametrize("framework", ["starlette", "flask"])
 BOUND = 2.0  # seconds any request may take while the storage is down or silent
 pytestmark = pytest.mark.redis
 
@@ -37,7 +34,7 @@ def own_redis() -> Iterator[Server]:
             server.resume()
 
 
-def timed(client: Client, path: str = "/") -> tuple[Reply, float]:
+def timed(client: Harness, path: str = "/") -> tuple[Reply, float]:
     started = time.monotonic()
     reply = client.get(path)
     return reply, time.monotonic() - started
@@ -50,13 +47,11 @@ def outage_lines(caplog: pytest.LogCaptureFixture) -> tuple[int, int]:
     return failed, recovered
 
 
-@SYNC_AND_ASYNC
 def test_killed_then_restarted_redis(
-    make_client: Any, framework: str, own_redis: Server, caplog: pytest.LogCaptureFixture
+    rate_limited: MakeHarness, own_redis: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="restfault")
-    client = make_client(
-        framework,
+    client = rate_limited(
         default_limits="5/minute",
         storage_uri=f"redis://{HOST}:{own_redis.port}",
         storage_retry_interval=0.2,
@@ -87,13 +82,11 @@ def test_killed_then_restarted_redis(
     assert outage_lines(caplog) == (1, 1)
 
 
-@SYNC_AND_ASYNC
 @pytest.mark.parametrize(
     "storage", ["redis", pytest.param("memcached", marks=pytest.mark.memcached)]
 )
 def test_paused_storage_never_hangs_a_request(
-    make_client: Any,
-    framework: str,
+    rate_limited: MakeHarness,
     storage: str,
     own_redis: Server,
     caplog: pytest.LogCaptureFixture,
@@ -102,8 +95,7 @@ def test_paused_storage_never_hangs_a_request(
     with memcached_server() if storage == "memcached" else own_redis as server:
         if storage == "memcached":
             server.start()
-        client = make_client(
-            framework,
+        client = rate_limited(
             default_limits="3/minute",
             storage_uri=f"{storage}://{HOST}:{server.port}",
             storage_retry_interval=0.5,
@@ -134,13 +126,11 @@ def test_paused_storage_never_hangs_a_request(
             assert timed(client)[1] < BOUND
 
 
-@SYNC_AND_ASYNC
 def test_a_slow_failure_is_probed_once_per_interval(
-    make_client: Any, framework: str, own_redis: Server
+    rate_limited: MakeHarness, own_redis: Server
 ) -> None:
     # A probe slower than the retry interval must not make the next request probe again.
-    client = make_client(
-        framework,
+    client = rate_limited(
         default_limits="5/minute",
         storage_uri=f"redis://{HOST}:{own_redis.port}",
         storage_timeout=0.5,
@@ -154,11 +144,9 @@ def test_a_slow_failure_is_probed_once_per_interval(
     assert max(following) < 0.2, following
 
 
-@SYNC_AND_ASYNC
-def test_policy_allow(make_client: Any, framework: str, own_redis: Server) -> None:
+def test_policy_allow(rate_limited: MakeHarness, own_redis: Server) -> None:
     # 2/minute: a key this process knows to be spent would be denied without the storage.
-    client = make_client(
-        framework,
+    client = rate_limited(
         default_limits="2/minute",
         storage_uri=f"redis://{HOST}:{own_redis.port}",
         on_storage_error="allow",
@@ -173,10 +161,8 @@ def test_policy_allow(make_client: Any, framework: str, own_redis: Server) -> No
         assert reply.header("retry-after") is None
 
 
-@SYNC_AND_ASYNC
-def test_policy_deny(make_client: Any, framework: str, own_redis: Server) -> None:
-    client = make_client(
-        framework,
+def test_policy_deny(rate_limited: MakeHarness, own_redis: Server) -> None:
+    client = rate_limited(
         default_limits="5/minute",
         storage_uri=f"redis://{HOST}:{own_redis.port}",
         on_storage_error="deny",
@@ -188,17 +174,18 @@ def test_policy_deny(make_client: Any, framework: str, own_redis: Server) -> Non
         reply, seconds = timed(client)
         assert seconds < BOUND
         assert reply.status == 503
-        assert reply.body["error"] == "SERVICE_UNAVAILABLE"
+        assert reply.json() == {
+            "error": "SERVICE_UNAVAILABLE",
+            "message": "Rate-limit storage unavailable",
+        }
         assert reply.header("retry-after") == "1"  # the retry interval, whole seconds
 
 
-@SYNC_AND_ASYNC
 def test_policy_memory_is_the_default_and_logs_once(
-    make_client: Any, framework: str, own_redis: Server, caplog: pytest.LogCaptureFixture
+    rate_limited: MakeHarness, own_redis: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="restfault")
-    client = make_client(
-        framework,
+    client = rate_limited(
         default_limits="2/minute",
         storage_uri=f"redis://{HOST}:{own_redis.port}",
         storage_retry_interval=0.05,
@@ -241,10 +228,8 @@ COREDIS_SENTINEL = pytest.mark.filterwarnings(
 
 
 @COREDIS_SENTINEL
-@SYNC_AND_ASYNC
-def test_redis_sentinel(make_client: Any, framework: str, sentinel: Server) -> None:
-    client = make_client(
-        framework,
+def test_redis_sentinel(rate_limited: MakeHarness, sentinel: Server) -> None:
+    client = rate_limited(
         default_limits="2/minute",
         storage_uri=f"redis+sentinel://{HOST}:{sentinel.port}/mymaster",
     )
@@ -252,12 +237,10 @@ def test_redis_sentinel(make_client: Any, framework: str, sentinel: Server) -> N
 
 
 @COREDIS_SENTINEL
-@SYNC_AND_ASYNC
 def test_paused_sentinel_never_hangs_a_request(
-    make_client: Any, framework: str, sentinel: Server, caplog: pytest.LogCaptureFixture
+    rate_limited: MakeHarness, sentinel: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = make_client(
-        framework,
+    client = rate_limited(
         default_limits="2/minute",
         storage_uri=f"redis+sentinel://{HOST}:{sentinel.port}/mymaster",
     )
@@ -315,13 +298,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
             node.__exit__()
 
 
-@SYNC_AND_ASYNC
 @pytest.mark.parametrize("strategy", ["fixed-window", "moving-window", "sliding-window-counter"])
-def test_redis_cluster(
-    make_client: Any, framework: str, strategy: str, cluster: list[Server]
-) -> None:
-    client = make_client(
-        framework,
+def test_redis_cluster(rate_limited: MakeHarness, strategy: str, cluster: list[Server]) -> None:
+    client = rate_limited(
         default_limits="2/minute",
         strategy=strategy,
         storage_uri=f"redis+cluster://{HOST}:{cluster[0].port},{HOST}:{cluster[1].port}",
@@ -333,12 +312,10 @@ def test_redis_cluster(
     assert [r.rate()[1] for r in replies] == [1, 0, 0]
 
 
-@SYNC_AND_ASYNC
 def test_paused_redis_cluster_never_hangs_a_request(
-    make_client: Any, framework: str, cluster: list[Server]
+    rate_limited: MakeHarness, cluster: list[Server]
 ) -> None:
-    client = make_client(
-        framework,
+    client = rate_limited(
         default_limits="2/minute",
         storage_uri=f"redis+cluster://{HOST}:{cluster[0].port}",
         key_prefix=f"c{uuid.uuid4().hex[:12]}",

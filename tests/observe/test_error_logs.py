@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.observe.conftest import ENDPOINT_ADAPTERS, FakeClock, Observed
+from tests.harness import ENDPOINT_ADAPTERS, FakeClock
+from tests.observe.conftest import MakeObserved, by_user
 
-MakeApp = Callable[..., Observed]
 ID = "X-Request-ID"
 
 
@@ -44,7 +44,7 @@ ERRORS = [
 
 @pytest.mark.parametrize(("path", "status", "code", "level", "raised"), ERRORS)
 def test_each_error_response_is_logged_once_with_its_facts(
-    observed: MakeApp,
+    observed: MakeObserved,
     adapter: str,
     records: Callable[[], list[logging.LogRecord]],
     path: str,
@@ -53,7 +53,7 @@ def test_each_error_response_is_logged_once_with_its_facts(
     level: int,
     raised: str | None,
 ) -> None:
-    app = observed(adapter, request_id_header=ID)
+    app = observed(request_id_header=ID)
 
     reply = app.get(path, headers={ID: "req-1"})
 
@@ -80,9 +80,9 @@ def test_each_error_response_is_logged_once_with_its_facts(
 
 
 def test_an_unexpected_exception_says_unhandled(
-    observed: MakeApp, adapter: str, records: Callable[[], list[logging.LogRecord]]
+    observed: MakeObserved, adapter: str, records: Callable[[], list[logging.LogRecord]]
 ) -> None:
-    observed(adapter).get("/boom")
+    observed().get("/boom")
 
     [record] = records()
     assert record.getMessage() == (
@@ -93,20 +93,20 @@ def test_an_unexpected_exception_says_unhandled(
 
 @pytest.mark.parametrize("path", ["/", "/stream", "/rid"])
 def test_successful_responses_are_not_logged(
-    observed: MakeApp, adapter: str, records: Callable[[], list[logging.LogRecord]], path: str
+    observed: MakeObserved, adapter: str, records: Callable[[], list[logging.LogRecord]], path: str
 ) -> None:
-    observed(adapter, request_id_header=ID, default_limits="100/minute").get(path)
+    observed(request_id_header=ID, default_limits="100/minute").get(path)
 
     assert records() == []
 
 
 def test_a_flood_of_429s_writes_one_line_per_client_until_the_reset(
-    observed: MakeApp,
+    observed: MakeObserved,
     adapter: str,
     records: Callable[[], list[logging.LogRecord]],
     clock: FakeClock,
 ) -> None:
-    app = observed(adapter, default_limits="1/minute", key_func=by_user)
+    app = observed(default_limits="1/minute", key_func=by_user)
     for user in ("ann", "bob"):
         app.get("/", headers={"X-User": user})
 
@@ -137,9 +137,9 @@ def test_a_flood_of_429s_writes_one_line_per_client_until_the_reset(
 
 @pytest.mark.parametrize("adapter", ENDPOINT_ADAPTERS)
 def test_a_429_names_its_limit_as_rate_limit_policy_does(
-    observed: MakeApp, adapter: str, records: Callable[[], list[logging.LogRecord]]
+    observed: MakeObserved, adapter: str, records: Callable[[], list[logging.LogRecord]]
 ) -> None:
-    app = observed(adapter, ietf_headers=True)
+    app = observed(ietf_headers=True)
     app.many("/limited", 2)
 
     reply = app.get("/limited")
@@ -148,14 +148,13 @@ def test_a_429_names_its_limit_as_rate_limit_policy_does(
     [record] = records()
     assert data(record)["code"] == "EMAIL_RATE_LIMIT"
     name = data(record)["limit"]
-    assert name == "tests.observe.conftest.observed_limited"
     assert reply.header("ratelimit-policy") == f'"{name}";q=2;w=60'
 
 
 def test_a_maintenance_503_is_logged_at_info(
-    observed: MakeApp, adapter: str, records: Callable[[], list[logging.LogRecord]]
+    observed: MakeObserved, adapter: str, records: Callable[[], list[logging.LogRecord]]
 ) -> None:
-    app = observed(adapter, maintenance=lambda request: True, request_id_header=ID)
+    app = observed(maintenance=lambda request: True, request_id_header=ID)
 
     app.get("/", headers={ID: "m-1"})
 
@@ -175,9 +174,9 @@ def test_a_maintenance_503_is_logged_at_info(
 
 
 def test_the_path_is_escaped_against_log_forging(
-    observed: MakeApp, adapter: str, records: Callable[[], list[logging.LogRecord]]
+    observed: MakeObserved, adapter: str, records: Callable[[], list[logging.LogRecord]]
 ) -> None:
-    app = observed(adapter)
+    app = observed()
 
     reply = app.get("/nowhere%0D%0AINJECTED%1B%5B31m%E2%80%A8x")
 
@@ -191,10 +190,10 @@ SECRETS = {"Authorization": "Bearer s3cr3t", "Cookie": "session=c00kie", "X-API-
 
 
 def test_no_header_value_and_no_body_is_logged(
-    observed: MakeApp, adapter: str, caplog: pytest.LogCaptureFixture
+    observed: MakeObserved, adapter: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)  # every logger
-    app = observed(adapter, default_limits="1/minute", request_id_header=ID)
+    app = observed(default_limits="1/minute", request_id_header=ID)
     for path in ("/boom", "/missing", "/", "/"):
         app.request("GET", path, headers=SECRETS)
 
@@ -206,7 +205,7 @@ def test_no_header_value_and_no_body_is_logged(
 
 
 def test_python_json_logger_renders_the_record_without_parsing(
-    observed: MakeApp, adapter: str
+    observed: MakeObserved, adapter: str
 ) -> None:
     """What the README shows: the ``restfault`` dict becomes a JSON object of the line."""
     from pythonjsonlogger.json import JsonFormatter
@@ -219,7 +218,7 @@ def test_python_json_logger_renders_the_record_without_parsing(
     level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        observed(adapter, request_id_header=ID).get("/missing", headers={ID: "req-9"})
+        observed(request_id_header=ID).get("/missing", headers={ID: "req-9"})
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
@@ -243,15 +242,3 @@ def test_python_json_logger_renders_the_record_without_parsing(
             "request_id": "req-9",
         },
     }
-
-
-def by_user(request: Any) -> str | None:
-    """A key_func for every adapter's request object: the X-User header."""
-    headers = getattr(request, "headers", None)
-    if headers is not None:
-        value: str | None = headers.get("x-user")
-        return value
-    if "headers" in request:  # an ASGI scope
-        return next((v.decode() for k, v in request["headers"] if k == b"x-user"), None)
-    user: str | None = request.get("HTTP_X_USER")  # a WSGI environ
-    return user

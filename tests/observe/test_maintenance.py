@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,9 +10,8 @@ import pytest
 from restfault import ConfigurationError
 from restfault.flask import RestFault as FlaskRestFault
 from restfault.wsgi import RestFaultMiddleware as WsgiMiddleware
-from tests.observe.conftest import ASGI_ADAPTERS, ENDPOINT_ADAPTERS, Observed
-
-MakeApp = Callable[..., Observed]
+from tests.harness import ASGI_ADAPTERS, ENDPOINT_ADAPTERS
+from tests.observe.conftest import MakeObserved
 
 
 @pytest.mark.parametrize(
@@ -23,9 +21,9 @@ MakeApp = Callable[..., Observed]
 )
 @pytest.mark.parametrize("path", ["/", "/missing", "/boom", "/nowhere"])
 def test_maintenance_answers_503_with_retry_after(
-    observed: MakeApp, adapter: str, answer: Any, retry_after: str, path: str
+    observed: MakeObserved, adapter: str, answer: Any, retry_after: str, path: str
 ) -> None:
-    app = observed(adapter, maintenance=lambda request: answer, style="bkend")
+    app = observed(maintenance=lambda request: answer, style="bkend")
 
     reply = app.get(path)
 
@@ -38,35 +36,37 @@ def test_maintenance_answers_503_with_retry_after(
 @pytest.mark.parametrize(
     "answer", [None, False, 0, "", []], ids=["none", "false", "0", "empty", "list"]
 )
-def test_a_falsy_answer_serves_the_request(observed: MakeApp, adapter: str, answer: Any) -> None:
-    app = observed(adapter, maintenance=lambda request: answer)
+def test_a_falsy_answer_serves_the_request(
+    observed: MakeObserved, adapter: str, answer: Any
+) -> None:
+    app = observed(maintenance=lambda request: answer)
 
     assert app.get("/").status == 200
     assert app.get("/missing").status == 404
 
 
-def test_head_gets_the_503_without_a_body(observed: MakeApp, adapter: str) -> None:
-    reply = observed(adapter, maintenance=lambda request: True).request("HEAD", "/")
+def test_head_gets_the_503_without_a_body(observed: MakeObserved, adapter: str) -> None:
+    reply = observed(maintenance=lambda request: True).request("HEAD", "/")
 
     assert (reply.status, reply.header("retry-after"), reply.body) == (503, "60", b"")
 
 
-def test_exempt_paths_keep_answering(observed: MakeApp, adapter: str) -> None:
-    app = observed(adapter, maintenance=lambda request: True, exempt_paths=["/rid", "/stream"])
+def test_exempt_paths_keep_answering(observed: MakeObserved, adapter: str) -> None:
+    app = observed(maintenance=lambda request: True, exempt_paths=["/rid", "/stream"])
 
     assert [app.get(p).status for p in ("/rid", "/stream", "/")] == [200, 200, 503]
 
 
 @pytest.mark.parametrize("adapter", ENDPOINT_ADAPTERS)
-def test_exempt_endpoints_keep_answering(observed: MakeApp, adapter: str) -> None:
-    app = observed(adapter, maintenance=lambda request: True)
+def test_exempt_endpoints_keep_answering(observed: MakeObserved, adapter: str) -> None:
+    app = observed(maintenance=lambda request: True)
 
     assert [app.get(p).status for p in ("/health", "/limited", "/")] == [200, 503, 503]
 
 
-def test_maintenance_503s_count_against_no_limit(observed: MakeApp, adapter: str) -> None:
+def test_maintenance_503s_count_against_no_limit(observed: MakeObserved, adapter: str) -> None:
     switch = {"on": True}
-    app = observed(adapter, maintenance=lambda request: switch["on"], default_limits="2/minute")
+    app = observed(maintenance=lambda request: switch["on"], default_limits="2/minute")
 
     down = app.many("/", 5)
     switch["on"] = False
@@ -78,7 +78,7 @@ def test_maintenance_503s_count_against_no_limit(observed: MakeApp, adapter: str
     assert [r.header("x-ratelimit-remaining") for r in up] == ["1", "0", "0"]
 
 
-def test_the_callable_receives_the_adapter_s_request(observed: MakeApp, adapter: str) -> None:
+def test_the_callable_receives_the_adapter_s_request(observed: MakeObserved, adapter: str) -> None:
     """The framework's request (Starlette, FastAPI, Flask), the scope or the environ."""
     seen: list[str] = []
 
@@ -86,7 +86,7 @@ def test_the_callable_receives_the_adapter_s_request(observed: MakeApp, adapter:
         seen.append(request.__class__.__name__)  # (Flask's proxy stands for its Request)
         return False
 
-    observed(adapter, maintenance=maintenance).get("/")
+    observed(maintenance=maintenance).get("/")
 
     expected = {
         "asgi": "dict",
@@ -99,11 +99,11 @@ def test_the_callable_receives_the_adapter_s_request(observed: MakeApp, adapter:
 
 
 @pytest.mark.parametrize("adapter", ASGI_ADAPTERS)
-def test_an_async_callable_is_awaited(observed: MakeApp, adapter: str) -> None:
+def test_an_async_callable_is_awaited(observed: MakeObserved, adapter: str) -> None:
     async def maintenance(request: Any) -> int:
         return 45
 
-    reply = observed(adapter, maintenance=maintenance).get("/")
+    reply = observed(maintenance=maintenance).get("/")
 
     assert (reply.status, reply.header("retry-after")) == (503, "45")
 
@@ -112,9 +112,9 @@ def test_an_async_callable_is_awaited(observed: MakeApp, adapter: str) -> None:
     "answer", [-5, "yes", float("inf"), object()], ids=["negative", "str", "inf", "object"]
 )
 def test_a_nonsense_answer_is_a_bug_in_the_app(
-    observed: MakeApp, adapter: str, answer: Any, caplog: pytest.LogCaptureFixture
+    observed: MakeObserved, adapter: str, answer: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = observed(adapter, maintenance=lambda request: answer)
+    app = observed(maintenance=lambda request: answer)
 
     with caplog.at_level("ERROR", logger="restfault"):
         reply = app.get("/")
@@ -145,17 +145,17 @@ def test_an_async_maintenance_is_refused_by_the_wsgi_adapters() -> None:
 
 @pytest.mark.parametrize("adapter", ["starlette", "fastapi"])
 def test_a_redirect_the_router_makes_itself_is_in_maintenance_too(
-    observed: MakeApp, adapter: str
+    observed: MakeObserved, adapter: str
 ) -> None:
     """No endpoint answers ``/rid/`` (Starlette's router redirects it to ``/rid``): it is
     admitted when that response starts, and maintenance mode replaces it."""
     switch = {"on": False}
-    app = observed(adapter, maintenance=lambda request: switch["on"])
+    app = observed(maintenance=lambda request: switch["on"])
     served = app.get("/rid/")
     switch["on"] = True
 
     replaced = app.get("/rid/")
 
-    assert served.status == 200  # the test client followed the redirect
+    assert (served.status, served.header("location")) == (307, "http://testserver/rid")
     assert (replaced.status, replaced.header("retry-after")) == (503, "60")
     assert replaced.json() == {"error": {"code": 503, "message": "Service Unavailable"}}

@@ -18,10 +18,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from restfault import ConfigurationError
 from restfault.asgi import RestFaultMiddleware as AsgiMiddleware
 from restfault.wsgi import RestFaultMiddleware as WsgiMiddleware
-from tests.observe.conftest import Observed
+from tests.observe.conftest import MakeObserved
 from tests.servers import free_port, redis_server, running
 
-MakeApp = Callable[..., Observed]
 Points = dict[tuple[str, frozenset[tuple[str, Any]]], int]
 
 _READER: InMemoryMetricReader | None = None
@@ -47,7 +46,7 @@ def points(reader: InMemoryMetricReader) -> Points:
             if scope.scope.name != "restfault":
                 continue
             for metric in scope.metrics:
-                for point in metric.data.data_points:  # type: ignore[union-attr]
+                for point in metric.data.data_points:
                     key = (metric.name, frozenset(dict(point.attributes or {}).items()))
                     found[key] = int(point.value)  # type: ignore[union-attr]
     return found
@@ -84,9 +83,9 @@ def decision(policy: str, outcome: str) -> tuple[str, frozenset[tuple[str, Any]]
 
 
 def test_every_error_response_is_counted_with_its_status_and_code(
-    observed: MakeApp, adapter: str, recorded: Callable[[], Points]
+    observed: MakeObserved, adapter: str, recorded: Callable[[], Points]
 ) -> None:
-    app = observed(adapter, metrics=True)
+    app = observed(metrics=True)
     for path in ("/", "/missing", "/missing", "/text-404", "/boom", "/unavailable"):
         app.get(path)
 
@@ -99,9 +98,9 @@ def test_every_error_response_is_counted_with_its_status_and_code(
 
 
 def test_the_status_code_attribute_is_an_int(
-    observed: MakeApp, adapter: str, recorded: Callable[[], Points]
+    observed: MakeObserved, adapter: str, recorded: Callable[[], Points]
 ) -> None:
-    observed(adapter, metrics=True).get("/missing")
+    observed(metrics=True).get("/missing")
 
     [(_, attributes)] = recorded()
     assert dict(attributes)["http.response.status_code"] == 404
@@ -109,9 +108,9 @@ def test_the_status_code_attribute_is_an_int(
 
 
 def test_each_limit_evaluated_is_one_decision_and_every_429_an_error(
-    observed: MakeApp, adapter: str, recorded: Callable[[], Points]
+    observed: MakeObserved, adapter: str, recorded: Callable[[], Points]
 ) -> None:
-    app = observed(adapter, metrics=True, default_limits="2/minute")
+    app = observed(metrics=True, default_limits="2/minute")
 
     assert [r.status for r in app.many("/", 5)] == [200, 200, 429, 429, 429]
 
@@ -123,9 +122,9 @@ def test_each_limit_evaluated_is_one_decision_and_every_429_an_error(
 
 
 def test_several_windows_and_shadow_mode(
-    observed: MakeApp, adapter: str, recorded: Callable[[], Points]
+    observed: MakeObserved, adapter: str, recorded: Callable[[], Points]
 ) -> None:
-    app = observed(adapter, metrics=True, default_limits="1/minute;5/hour", enforce=False)
+    app = observed(metrics=True, default_limits="1/minute;5/hour", enforce=False)
 
     assert [r.status for r in app.many("/", 3)] == [200, 200, 200]
 
@@ -137,9 +136,9 @@ def test_several_windows_and_shadow_mode(
 
 
 def test_a_maintenance_503_is_an_error_and_no_decision(
-    observed: MakeApp, adapter: str, recorded: Callable[[], Points]
+    observed: MakeObserved, adapter: str, recorded: Callable[[], Points]
 ) -> None:
-    app = observed(adapter, metrics=True, default_limits="2/minute", maintenance=lambda r: True)
+    app = observed(metrics=True, default_limits="2/minute", maintenance=lambda r: True)
 
     app.many("/", 2)
 
@@ -234,10 +233,14 @@ def test_metrics_without_opentelemetry_is_refused_with_the_fix(
         ConfigurationError,
         match=r"^metrics=True needs the OpenTelemetry API: pip install 'restfault\[otel\]'$",
     ):
-        middleware(lambda *args: None, metrics=True)
+        middleware(_app, metrics=True)
 
 
 @pytest.mark.parametrize("value", [1, "yes", None])
 def test_metrics_must_be_a_flag(value: Any) -> None:
     with pytest.raises(ConfigurationError, match=r"^metrics=.* must be True or False$"):
-        AsgiMiddleware(lambda *args: None, metrics=value)
+        AsgiMiddleware(_app, metrics=value)
+
+
+async def _app(scope: Any, receive: Any, send: Any) -> None:
+    """An app that is never called: the options are refused first."""

@@ -16,9 +16,7 @@ from restfault._render import Renderer
 from restfault._wsgi import Exchange
 from restfault.asgi import RestFaultMiddleware
 from restfault.wsgi import RestFaultMiddleware as WsgiMiddleware
-from tests.observe.conftest import Observed
-
-MakeApp = Callable[..., Observed]
+from tests.observe.conftest import MakeObserved
 
 
 def denied(code: str | None = None, policy: str = "default") -> Verdict:
@@ -103,7 +101,7 @@ def reader_free_metrics() -> Callable[[], Any]:
 def test_the_openapi_rewrite_of_a_hand_written_document() -> None:
     """Path-level members are no operations; a schema the app's own responses still use is
     kept; a document without components gets none."""
-    core = RestFaultMiddleware(lambda *args: None, style="bkend").core
+    core = RestFaultMiddleware(_never_called, style="bkend").core
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "paths": {
@@ -141,11 +139,11 @@ def test_the_openapi_rewrite_of_a_hand_written_document() -> None:
 
 @pytest.mark.parametrize("adapter", ["wsgi", "flask"])
 def test_a_utf8_wsgi_path_is_logged_decoded(
-    observed: MakeApp, adapter: str, caplog: pytest.LogCaptureFixture
+    observed: MakeObserved, adapter: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """PEP 3333 holds a path's bytes as latin-1 characters: UTF-8 is decoded for the log."""
     with caplog.at_level("INFO", logger="restfault"):
-        observed(adapter).get("/caf%C3%A9")
+        observed().get("/caf%C3%A9")
 
     [record] = [r for r in caplog.records if r.name == "restfault"]
     assert record.restfault["path"] == "/caf\u00e9"  # type: ignore[attr-defined]
@@ -157,3 +155,7 @@ def test_a_wsgi_path_that_is_no_utf8_is_logged_as_its_bytes() -> None:
     exchange = Exchange(core, {"PATH_INFO": "/caf\xe9"}, lambda *args: None)
 
     assert exchange.logged_path() == "/caf\xe9"
+
+
+async def _never_called(scope: Any, receive: Any, send: Any) -> None:
+    """An app only there to make an adapter."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify
 from starlette.applications import Starlette
@@ -18,11 +18,15 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 import restfault.asgi
 import restfault.flask
 import restfault.starlette
 import restfault.wsgi
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 FIRST = b'{"part": 1}\n'
 LIMITS = "100000/minute"
@@ -73,7 +77,7 @@ restfault.starlette.RestFault(starlette_app, default_limits=LIMITS)
 # -- pure ASGI -------------------------------------------------------------------------------
 
 
-async def raw_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def raw_asgi(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     path = scope["path"]
@@ -146,7 +150,7 @@ class _Closing:
         fail("background")
 
 
-def raw_wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+def raw_wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
     path = environ["PATH_INFO"]
     start_response("200 OK", [("Content-Type", "application/json")])
     if path == "/health":

@@ -16,13 +16,14 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 from flask import Flask
+from flask import Request as FlaskRequest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -54,8 +55,13 @@ def storage(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {"storage_uri": f"redis://{HOST}:{server.port}", "storage_timeout": 5.0}
 
 
-def by_header(name: str) -> Any:
-    return lambda request: request.headers.get(name)
+def by_header(name: str) -> Callable[[Request | FlaskRequest], str | None]:
+    """A key_func reading one request header (a Starlette or a Flask request)."""
+
+    def key(request: Request | FlaskRequest) -> str | None:
+        return request.headers.get(name)
+
+    return key
 
 
 def flask_app(**options: Any) -> tuple[Flask, restfault.flask.RestFault]:
@@ -190,7 +196,7 @@ def test_memory_shrinks_when_keys_expire(
             return client.get("/", headers={"X-Key": key}).status_code
 
         storage = extension.limiter.local
-        run: Any = None
+        run: Callable[[list[str]], Coroutine[object, object, list[int]]] | None = None
     else:
         sapp, sextension = starlette_app(**options)
         storage = sextension.limiter.local
