@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 
 import restfault.flask
 import restfault.starlette
-from restfault import NotFoundException
+from restfault import ConfigurationError, NotFoundException
 
 Endpoint = Callable[[Request], Any]
 
@@ -331,3 +331,92 @@ def test_an_error_escaping_after_request_is_the_envelope(
     else:
         assert "context" not in document
     assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
+
+
+# -- requests no endpoint takes, and what can go wrong at start-up ------------------------
+
+
+def test_a_routing_404_counts_and_is_refused_like_any_request() -> None:
+    app = Starlette(routes=[Route("/", ok)])
+    restfault.starlette.RestFault(app, style="bkend", default_limits="2/minute")
+    client = TestClient(app)
+    replies = [client.get("/nowhere") for _ in range(3)]
+    assert [r.status_code for r in replies] == [404, 404, 429]
+    assert replies[2].json() == {"error": "RATE_LIMIT_EXCEEDED", "message": "Too Many Requests"}
+    assert replies[1].headers["x-ratelimit-remaining"] == "0"
+
+
+def test_init_app_after_the_app_served_is_refused() -> None:
+    app = Starlette(routes=[Route("/", ok)])
+    TestClient(app).get("/")
+    with pytest.raises(ConfigurationError, match="must run before the app serves"):
+        restfault.starlette.RestFault(app)
+
+
+def test_a_sub_app_that_served_before_its_parent_keeps_its_own_handlers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sub = Starlette(routes=[Route("/", ok)])
+    TestClient(sub).get("/")  # served on its own first
+    app = Starlette(routes=[Mount("/sub", app=sub)])
+    restfault.starlette.RestFault(app)
+    with caplog.at_level(logging.WARNING, logger="restfault"):
+        assert TestClient(app).get("/sub/").status_code == 200
+    assert any("already served requests" in r.getMessage() for r in caplog.records)
+
+
+def test_flask_warns_about_a_limit_no_view_leads_to(caplog: pytest.LogCaptureFixture) -> None:
+    app = Flask(__name__)
+    rf = restfault.flask.RestFault(app)
+
+    @rf.limit("1/minute")
+    def orphan() -> Any:  # never registered as a view
+        return {"ok": True}  # pragma: no cover
+
+    app.add_url_rule("/", "index", lambda: {"ok": True})
+    with caplog.at_level(logging.WARNING, logger="restfault"):
+        client = app.test_client()
+        assert [client.get("/").status_code for _ in range(2)] == [200, 200]
+    lines = [r.getMessage() for r in caplog.records if "no view of the app" in r.getMessage()]
+    assert len(lines) == 1
+    assert "orphan" in lines[0]
+
+
+def test_a_flask_blueprint_exemption_keeps_its_views_own_limits() -> None:
+    from flask import Blueprint
+
+    app = Flask(__name__)
+    rf = restfault.flask.RestFault(app, default_limits="1/minute")
+    admin = rf.exempt(Blueprint("admin", __name__))
+
+    @admin.get("/stats")
+    @rf.limit("2/minute")
+    def stats() -> Any:
+        return {"ok": True}
+
+    @admin.get("/free")
+    def free() -> Any:
+        return {"ok": True}
+
+    app.register_blueprint(admin, url_prefix="/admin")
+    client = app.test_client()
+    assert [client.get("/admin/free").status_code for _ in range(3)] == [200, 200, 200]
+    assert [client.get("/admin/stats").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_flask_limits_apply_when_the_wsgi_app_is_replaced_after_init_app() -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app = Flask(__name__)
+    restfault.flask.RestFault(app, default_limits="1/minute")
+    app.add_url_rule("/", "index", lambda: {"ok": True})
+    app.wsgi_app = ProxyFix(app.wsgi_app)  # type: ignore[method-assign]
+    client = app.test_client()
+    assert [client.get("/").status_code for _ in range(2)] == [200, 429]
+    # Even Flask's own wsgi_app put back, without restfault's wrapper: the hooks still limit.
+    other = Flask(__name__)
+    restfault.flask.RestFault(other, default_limits="1/minute")
+    other.add_url_rule("/", "index", lambda: {"ok": True})
+    other.wsgi_app = functools.partial(Flask.wsgi_app, other)  # type: ignore[method-assign]
+    client = other.test_client()
+    assert [client.get("/").status_code for _ in range(2)] == [200, 429]

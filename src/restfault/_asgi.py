@@ -225,8 +225,9 @@ class Pipeline:
             return True
         state.verdict = admission.verdict
         state.deducts = admission.deducts
-        if admission.verdict is not None and admission.verdict.denied:
-            await self.refuse(state, admission.verdict)
+        verdict = admission.verdict
+        if verdict is not None and verdict.denied:
+            await self.refuse(state, verdict)
             return True
         return False
 

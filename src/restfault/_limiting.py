@@ -59,6 +59,8 @@ class Limit:
     # No key_func and a fixed cost: its plan needs no request object.
     simple: bool = field(init=False)
     fixed_cost: int = field(init=False)  # the cost when it is not a callable (else 0)
+    # No deduct_when, no block_for: counted on admission, nothing else to ask.
+    plain: bool = field(init=False)
 
     def __post_init__(self) -> None:
         options = self.options
@@ -68,6 +70,7 @@ class Limit:
         cost = options.cost
         set_(self, "fixed_cost", 0 if callable(cost) else cost)
         set_(self, "simple", options.key_func is None and not callable(cost))
+        set_(self, "plain", options.deduct_when is None and options.block_for is None)
 
     @classmethod
     def build_all(
@@ -169,6 +172,9 @@ class Verdict:
 
     @classmethod
     def of(cls, decisions: list[RateLimitDecision]) -> Verdict:
+        if len(decisions) == 1:  # most requests: one limit applies
+            decision = decisions[0]
+            return cls(decisions, decision, denied=decision.enforced and not decision.allowed)
         breached = [d for d in decisions if d.enforced and not d.allowed]
         if breached:
             holding = [d for d in decisions if d.enforced and d.exhausted]

@@ -63,10 +63,6 @@ class Admission:
     # Maintenance mode answers the request 503 with this Retry-After (no limit counted).
     unavailable: int | None = None
 
-    @property
-    def refused(self) -> bool:
-        return self.verdict is not None and self.verdict.denied
-
 
 ADMITTED = Admission()
 _INSPECTED = 64  # requests per process looked at for misconfigurations (then none)
@@ -203,10 +199,7 @@ class Policies:
         """Each limit's storage key and cost for this request, calling the app's callables
         (``key_func``, limit values, per-limit ``key_func`` and ``cost``) as needed."""
         if applicable.simple is not None:
-            client_key = address()
-            return [
-                PlanItem(x, x.storage_prefix + client_key, x.fixed_cost) for x in applicable.simple
-            ]
+            return simple_plan(applicable.simple, address())
         custom_key: str | None = None
         key_func = self.settings.key_func
         if key_func is not None:
@@ -252,7 +245,10 @@ class Policies:
         applicable = self.applicable(method, path, endpoint)
         if not applicable.rules:
             return ADMITTED
-        plan = yield from self.plan(applicable, address, request)
+        if applicable.simple is not None:  # no callable to call: no generator to run
+            plan = simple_plan(applicable.simple, address())
+        else:
+            plan = yield from self.plan(applicable, address, request)
         verdict: Verdict | None = yield Check(plan)
         if verdict is None:  # on_storage_error="allow" during an outage
             return ADMITTED
@@ -294,6 +290,11 @@ class Policies:
                     hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:12],
                     max(1, math.ceil(decision.reset - now)),
                 )
+
+
+def simple_plan(limits: tuple[Limit, ...], client_key: str) -> list[PlanItem]:
+    """The plan of limits keyed by the client, of fixed cost: no callable to call."""
+    return [PlanItem(x, x.storage_prefix + client_key, x.fixed_cost) for x in limits]
 
 
 def checked_cost(cost: Any) -> int:

@@ -436,3 +436,50 @@ def test_async_callables_are_refused_by_wsgi_adapters(harness: MakeHarness) -> N
         harness(default_limits=plan_of_async)
     with pytest.raises(ConfigurationError, match="is async, but a WSGI adapter"):
         restfault.flask.RestFault().limit("1/minute", key_func=by_user_async)
+
+
+@pytest.mark.parametrize("adapter", ENDPOINT_ADAPTERS)
+@pytest.mark.parametrize("cost", [lambda request: 0, lambda request: "2"], ids=["zero", "text"])
+def test_a_cost_callable_returning_no_positive_int_is_a_logged_500(
+    rate_limited: MakeHarness, cost: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = rate_limited(style="bkend")
+    app.route("/odd", limits=[RouteLimit("5/minute", cost=cost)])(ok)
+    with caplog.at_level(logging.ERROR, logger="restfault"):
+        reply = app.get("/odd")
+    assert (reply.status, _code(reply)) == (500, "INTERNAL_SERVER_ERROR")
+    assert [r.levelno for r in caplog.records if r.name == "restfault"] == [logging.ERROR]
+
+
+@pytest.mark.parametrize("adapter", WSGI_ADAPTERS)
+def test_an_awaitable_where_nothing_can_await_it_is_a_logged_500(
+    rate_limited: MakeHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A key_func that returns a coroutine (a lambda around an ``async def``) slips past
+    the start-up check; a WSGI adapter answers 500 rather than key everyone apart."""
+
+    async def key() -> str:
+        return "k"  # pragma: no cover
+
+    app = rate_limited(style="bkend", default_limits="5/minute", key_func=lambda r: key())
+    with caplog.at_level(logging.ERROR, logger="restfault"):
+        reply = app.get("/")
+    assert (reply.status, _code(reply)) == (500, "INTERNAL_SERVER_ERROR")
+    assert "make the callable sync" in caplog.text
+
+
+def test_a_builtin_key_func_without_a_signature_is_trusted(rate_limited: MakeHarness) -> None:
+    import operator
+
+    app = rate_limited(default_limits="1/minute", key_func=operator.attrgetter("__class__"))
+    assert statuses(app.many("/", 2)) == [200, 429]
+
+
+@pytest.mark.parametrize("cls", [restfault.starlette.RestFault, restfault.flask.RestFault])
+def test_a_limit_needs_a_value_and_a_shared_limit_a_scope(cls: Any) -> None:
+    rf = cls()
+    with pytest.raises(ConfigurationError, match=r"limit\(\) needs a limit"):
+        rf.limit(None)
+    for scope in ("", None, 3):
+        with pytest.raises(ConfigurationError, match=r"scope=.* must be a non-empty string"):
+            rf.shared_limit("1/minute", scope)
