@@ -101,10 +101,16 @@ class Core(Policies):
         callable style renders each one itself) with the request's id spliced in, and
         this request's own headers: ``Retry-After``, the rate-limit headers and its id.
         Logged once per client key and limit until its reset."""
-        denial = self.denials.denial(verdict, facts.request_id, now)
+        request_id = facts.request_id
+        denial = self.denials.denial(verdict, request_id, now)
         self.reporter.denied(facts, verdict, denial.code, now)
-        extra = [("Retry-After", str(self.retry_after(verdict, now)))]
-        return denial, extra + self.rate_headers(verdict, now) + self.id_headers(facts.request_id)
+        extra = [
+            ("Retry-After", str(self.retry_after(verdict, now))),
+            *self.rate_headers(verdict, now),
+        ]
+        if request_id is not None and self.request_id_header is not None:
+            extra.append((self.request_id_header, request_id))
+        return denial, extra
 
     def unavailable(self, seconds: int, facts: Facts) -> ErrorResponse:
         """The 503 of maintenance mode (logged at INFO: it was asked for), its

@@ -60,7 +60,7 @@ class Denial:
 class Denials:
     """The 429s of one adapter: its renderer(s) and the envelopes kept."""
 
-    __slots__ = ("_kept", "_quota", "renderer", "with_ids")
+    __slots__ = ("_by_code", "_kept", "_quota", "_renders_each", "renderer", "with_ids")
 
     def __init__(self, renderer: Renderer, *, ietf: bool, with_ids: bool) -> None:
         self.renderer = renderer
@@ -71,12 +71,25 @@ class Denials:
         if ietf and renderer.style == "problem":
             self._quota = Renderer("problem", problem_type=QUOTA_EXCEEDED)
         self._kept: dict[tuple[str | None, tuple[str, ...], bool], Denial] = {}
+        self._renders_each = callable(renderer.style)
+        # The common case — no request ids, no violated-policies — found by code alone.
+        self._by_code: dict[str | None, Denial] | None = None
+        if not with_ids and self._quota is None and not self._renders_each:
+            self._by_code = {}
 
     def denial(self, verdict: Verdict, request_id: str | None, now: float) -> Denial:
         """The 429 of a denied verdict, for the request of ``request_id``."""
         reported = verdict.reported
         code = reported.code if reported is not None else None
-        if callable(self.renderer.style):
+        by_code = self._by_code
+        if by_code is not None:
+            kept = by_code.get(code)
+            if kept is None:
+                kept = self._kept_denial(code, (), False)
+                if len(by_code) < _KEPT:
+                    by_code[code] = kept
+            return kept
+        if self._renders_each:
             return self._rendered(verdict, code, request_id, now)
         names = tuple(d.policy for d in verdict.breached) if self._quota is not None else ()
         with_id = self.with_ids and request_id is not None

@@ -106,8 +106,10 @@ class Reporter:
         """Record a rate-limit 429: once per client key and limit until its reset."""
         if self.metrics is not None:
             self.metrics.error(429, code)
+        if not logger.isEnabledFor(logging.INFO):
+            return
         breached = breached_limit(verdict)
-        if breached is None or not logger.isEnabledFor(logging.INFO):
+        if breached is None:
             return
         with self._lock:
             if self._denials_logged.get(breached.key, now) is not None:
