@@ -159,3 +159,37 @@ def test_a_wsgi_path_that_is_no_utf8_is_logged_as_its_bytes() -> None:
 
 async def _never_called(scope: Any, receive: Any, send: Any) -> None:
     """An app only there to make an adapter."""
+
+
+def test_the_logged_limit_is_the_reported_one_when_it_refused_else_the_first_refusing() -> None:
+    from restfault._observe import breached_limit
+
+    hour = RateLimitDecision(True, 5, 0, 3600.0, 3600, policy="hour", key="h")  # spent
+    minute = RateLimitDecision(False, 1, 0, 60.0, 60, policy="minute", key="m")
+    second = RateLimitDecision(False, 1, 0, 1.0, 1, policy="second", key="s")
+
+    assert breached_limit(Verdict([hour, minute, second], hour, denied=True)) is minute
+    assert breached_limit(Verdict([minute, second], second, denied=True)) is second
+    assert breached_limit(Verdict([hour], hour)) is hour
+    assert breached_limit(Verdict([], None)) is None
+
+
+def test_a_verdict_without_a_limit_writes_no_429_line(caplog: pytest.LogCaptureFixture) -> None:
+    from restfault._observe import PlainFacts, Reporter
+
+    with caplog.at_level("INFO", logger="restfault"):
+        Reporter(None).denied(PlainFacts("GET", "/"), Verdict([], None), "X", 0.0)
+
+    assert caplog.records == []
+
+
+def test_the_kept_429s_with_ids_are_bounded() -> None:
+    denials = Denials(Renderer("bkend"), ietf=False, with_ids=True)
+
+    bodies = [denials.denial(denied(code=f"CODE_{i}"), "r", 0.0).body for i in range(300)]
+
+    assert json.loads(bodies[-1]) == {
+        "error": "CODE_299",
+        "message": "Too Many Requests",
+        "request_id": "r",
+    }
