@@ -10,7 +10,10 @@ the app's own code, in ``run_batch`` and in a callable style.
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
+
+from ._logging import logger
 
 __all__ = ["assign_request_id", "current_request_id", "is_valid_request_id", "request_id_var"]
 
@@ -48,6 +51,22 @@ def is_valid_request_id(value: str) -> bool:
         and value.isprintable()  # excludes the C0 controls and DEL
         and " " not in value
     )
+
+
+class _RequestIdFilter(logging.Filter):
+    """Every other record of the ``restfault`` logger written while a request is handled
+    (shadow-mode denials, a failure after the response started...) carries its id as the
+    attribute ``request_id``; an error response's record has it in its ``restfault`` dict."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "restfault") and not hasattr(record, "request_id"):
+            request_id = request_id_var.get()
+            if request_id is not None:
+                record.request_id = request_id
+        return True
+
+
+logger.addFilter(_RequestIdFilter())
 
 
 def assign_request_id(incoming: str | None) -> str:

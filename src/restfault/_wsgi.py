@@ -219,9 +219,8 @@ class Body:
             except Exception as exc:
                 if body_sent:
                     environ = exchange.environ
-                    log_after_start(
-                        exc, environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
-                    )
+                    method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+                    exchange.run(partial(log_after_start, exc, method, path))
                     raise
                 yield from exchange.run(partial(answer, self.core, exchange, exc))
                 return

@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.harness import ENDPOINT_ADAPTERS, FakeClock
+import restfault.asgi
+import restfault.wsgi
+from tests.harness import ENDPOINT_ADAPTERS, FakeClock, asgi_call, http_scope, serve
 from tests.observe.conftest import MakeObserved, by_user
 
 ID = "X-Request-ID"
@@ -242,3 +244,45 @@ def test_python_json_logger_renders_the_record_without_parsing(
             "request_id": "req-9",
         },
     }
+
+
+def test_a_shadow_mode_warning_carries_the_request_id(
+    observed: MakeObserved, adapter: str, records: Callable[[], list[logging.LogRecord]]
+) -> None:
+    app = observed(enforce=False, default_limits="1/minute", request_id_header=ID)
+    app.get("/", headers={ID: "s-1"})
+
+    assert app.get("/", headers={ID: "s-2"}).status == 200
+
+    [warning] = records()
+    assert warning.levelno == logging.WARNING
+    assert "shadow mode" in warning.getMessage()
+    assert warning.request_id == "s-2"  # type: ignore[attr-defined]
+
+
+def test_a_failure_after_the_response_started_carries_the_request_id(
+    records: Callable[[], list[logging.LogRecord]],
+) -> None:
+    """Not an error response (it cannot be answered any more), but logged with the id."""
+
+    def wsgi_app(environ: Any, start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"first chunk"
+        raise RuntimeError("broken stream")
+
+    async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        raise RuntimeError("broken stream")
+
+    wsgi = restfault.wsgi.RestFaultMiddleware(wsgi_app, request_id_header=ID)
+    asgi = restfault.asgi.RestFaultMiddleware(asgi_app, request_id_header=ID)
+    exchange = serve(wsgi, "/", headers={ID: "w-1"})
+    _, error = asgi_call(asgi, http_scope("/", headers=[(b"x-request-id", b"a-1")]))
+
+    assert isinstance(exchange.error, RuntimeError)
+    assert isinstance(error, RuntimeError)
+    assert [(r.levelno, r.request_id) for r in records()] == [  # type: ignore[attr-defined]
+        (logging.ERROR, "w-1"),
+        (logging.ERROR, "a-1"),
+    ]
