@@ -157,9 +157,10 @@ class Pipeline:
                 state.started = True
                 state.status = status
                 if state.verdict is not None or state.request_id is not None:
-                    extra = self.rate_headers(state, message.get("headers", ()))
+                    sent = message.get("headers", ())
+                    extra = self.rate_headers(state, sent)
                     if extra:
-                        message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                        message = {**message, "headers": [*sent, *extra]}
             elif replaced:
                 return
             elif held is not None and kind == "http.response.body":

@@ -257,25 +257,32 @@ def rate_header_values(
     return result
 
 
-_RAW_NAMES = {
-    name: name.lower().encode("ascii")
-    for name in (
-        "X-RateLimit-Limit",
-        "X-RateLimit-Remaining",
-        "X-RateLimit-Reset",
-        "RateLimit-Policy",
-        "RateLimit",
-        "Retry-After",
-    )
-}
+class _RawNames(dict[str, bytes]):
+    """Header names as ASGI bytes: the rate-limit ones prepared, any other (a request id
+    header) lowered and encoded when first met."""
+
+    def __missing__(self, name: str) -> bytes:
+        raw = self[name] = name.lower().encode("ascii")
+        return raw
+
+
+_RAW_NAMES = _RawNames(
+    {
+        name: name.lower().encode("ascii")
+        for name in (
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "RateLimit-Policy",
+            "RateLimit",
+            "Retry-After",
+        )
+    }
+)
 
 
 def encode_rate_headers(values: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     """``rate_header_values`` as ASGI header pairs: ASCII names, and values of digits or
     sanitised structured-field strings, so there is nothing to escape (nor in a request
     id header: a token name, a visible-ASCII value)."""
-    names = _RAW_NAMES
-    return [
-        (names.get(name) or name.lower().encode("ascii"), value.encode("ascii"))
-        for name, value in values
-    ]
+    return [(_RAW_NAMES[name], value.encode("ascii")) for name, value in values]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from functools import partial
 from typing import Any, TypeVar
 
 from ._core import Core
@@ -83,13 +82,13 @@ class Exchange:
         except UnicodeError:
             return path
 
-    def run(self, function: Callable[[], T]) -> T:
-        """``function()`` with this request's id as ``current_request_id()``."""
+    def run(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` with this request's id as ``current_request_id()``."""
         if self.request_id is None:
-            return function()
+            return function(*args)
         token = request_id_var.set(self.request_id)
         try:
-            return function()
+            return function(*args)
         finally:
             request_id_var.reset(token)
 
@@ -156,9 +155,9 @@ def respond(
     exc_info = (type(exc), exc, exc.__traceback__) if exchange.started and exc else None
     exchange.started = True
     exchange.status = status
-    headers = with_request_id(
-        core, exchange, headers + core.rate_headers(exchange.verdict, time.time())
-    )
+    headers = headers + core.rate_headers(exchange.verdict, time.time())
+    if exchange.request_id is not None:
+        headers = with_request_id(core, exchange, headers)
     exchange.start_response(status_line(status), clean_headers(headers), exc_info)
 
 
@@ -213,16 +212,16 @@ class Body:
             try:
                 # The request's id is current while the app produces each chunk, never
                 # while the server holds the generator.
-                chunk = exchange.run(lambda: next(iterator))
+                chunk = exchange.run(next, iterator)
             except StopIteration:
                 break
             except Exception as exc:
                 if body_sent:
                     environ = exchange.environ
                     method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
-                    exchange.run(partial(log_after_start, exc, method, path))
+                    exchange.run(log_after_start, exc, method, path)
                     raise
-                yield from exchange.run(partial(answer, self.core, exchange, exc))
+                yield from exchange.run(answer, self.core, exchange, exc)
                 return
             if exchange.held is None:
                 body_sent = body_sent or bool(chunk)
@@ -231,7 +230,7 @@ class Body:
             status, headers = exchange.held
             exchange.held = None
             held = http_exception(status, None, headers)
-            yield from exchange.run(partial(answer, self.core, exchange, held))
+            yield from exchange.run(answer, self.core, exchange, held)
 
     def close(self) -> None:
         try:

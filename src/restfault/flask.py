@@ -21,7 +21,6 @@ machinery is the private WSGI driver, ``restfault._wsgi``.
 from __future__ import annotations
 
 import time
-from functools import partial
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, request
@@ -81,9 +80,9 @@ class RestFault(RoutedAdapter):
 
             token = active_translations.set(core.translations)
             try:
-                body = exchange.run(lambda: wsgi_app(environ, passed_on))
+                body = exchange.run(wsgi_app, environ, passed_on)
             except Exception as exc:
-                body = exchange.run(partial(answer, core, exchange, exc))
+                body = exchange.run(answer, core, exchange, exc)
             finally:
                 active_translations.reset(token)
             file_wrapper = environ.get("wsgi.file_wrapper")

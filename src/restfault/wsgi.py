@@ -68,16 +68,16 @@ class RestFaultMiddleware(Adapter):
                 return discard
             exchange.started = True
             exchange.status = code
-            extra = core.rate_headers(exchange.verdict, time.time())
-            return start_response(
-                status, with_request_id(core, exchange, headers + extra), exc_info
-            )
+            headers = [*headers, *core.rate_headers(exchange.verdict, time.time())]
+            if exchange.request_id is not None:
+                headers = with_request_id(core, exchange, headers)
+            return start_response(status, headers, exc_info)
 
         token = active_translations.set(core.translations)
         try:
             # The request's id is current while the app runs (and in Body, while it
             # produces a streamed body).
-            return exchange.run(lambda: self._call(exchange, hold_errors))
+            return exchange.run(self._call, exchange, hold_errors)
         finally:
             active_translations.reset(token)
 
