@@ -179,6 +179,11 @@ def asgi_variants(redis: bool = False) -> dict[str, Callable[[], Starlette]]:
         "restfault-moving": rf(default_limits=GENEROUS, strategy="moving-window"),
         "restfault-sliding": rf(default_limits=GENEROUS, strategy="sliding-window-counter"),
         "restfault-limit-limits-memory": with_limits_memory_storage(rf(default_limits=GENEROUS)),
+        # Issue 14: request ids (minted: the bench sends none) and metrics (no-op provider).
+        "restfault-limit-ids": rf(default_limits=GENEROUS, request_id_header="X-Request-ID"),
+        "restfault-limit-metrics": rf(default_limits=GENEROUS, metrics=True),
+        "restfault-ids-429": rf(default_limits=EXHAUSTED, request_id_header="X-Request-ID"),
+        "restfault-ids-error": rf(_error=True, request_id_header="X-Request-ID"),
         "slowapi-decorator": starlette_slowapi("decorator"),
         "slowapi-middleware": starlette_slowapi("middleware"),
         "slowapi-429": starlette_slowapi("decorator", EXHAUSTED),
@@ -214,6 +219,10 @@ def wsgi_variants(redis: bool = False) -> dict[str, Callable[[], Flask]]:
         "restfault-moving": rf(default_limits=GENEROUS, strategy="moving-window"),
         "restfault-sliding": rf(default_limits=GENEROUS, strategy="sliding-window-counter"),
         "restfault-limit-limits-memory": with_limits_memory_storage(rf(default_limits=GENEROUS)),
+        "restfault-limit-ids": rf(default_limits=GENEROUS, request_id_header="X-Request-ID"),
+        "restfault-limit-metrics": rf(default_limits=GENEROUS, metrics=True),
+        "restfault-ids-429": rf(default_limits=EXHAUSTED, request_id_header="X-Request-ID"),
+        "restfault-ids-error": rf(_error=True, request_id_header="X-Request-ID"),
         "flask-limiter": flask_limiter(),
         "flask-limiter-429": flask_limiter(EXHAUSTED),
     }

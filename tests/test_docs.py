@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import inspect
 import pkgutil
 import re
 from collections.abc import Callable
@@ -118,17 +119,77 @@ def check_middleware(namespace: dict[str, Any]) -> None:
     assert limit == "100"
 
 
+def check_request_ids(namespace: dict[str, Any]) -> None:
+    from starlette.testclient import TestClient
+
+    reply = TestClient(namespace["app"]).get("/whoami", headers={"X-Request-ID": "req-7f3a"})
+    assert reply.json() == {"request_id": "req-7f3a"}
+    assert reply.headers["x-request-id"] == "req-7f3a"
+
+
+def check_logs(namespace: dict[str, Any]) -> None:
+    """The handler the block added renders one JSON line per error response; then it is
+    taken off again, so no other test logs through it."""
+    import io
+    import json
+    import logging
+
+    from starlette.testclient import TestClient
+
+    handler, logger = namespace["handler"], namespace["logger"]
+    stream = io.StringIO()
+    handler.setStream(stream)
+    try:
+        app = restfault.asgi.RestFaultMiddleware(_not_found, request_id_header="X-Request-ID")
+        TestClient(app).get("/contacts/7", headers={"X-Request-ID": "req-7f3a"})
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    [line] = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["levelname"] == "INFO"
+    assert record["restfault"]["request_id"] == "req-7f3a"
+    assert {k: v for k, v in record["restfault"].items() if k != "duration_ms"} == {
+        "method": "GET",
+        "path": "/contacts/7",
+        "status": 404,
+        "code": "NOT_FOUND",
+        "request_id": "req-7f3a",
+    }
+
+
+async def _not_found(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 404, "headers": []})
+    await send({"type": "http.response.body", "body": b"Not Found"})
+
+
+def check_maintenance(namespace: dict[str, Any], tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    client = TestClient(namespace["app"])
+    assert client.get("/orders").status_code == 200
+    namespace["FLAG"] = tmp_path / "maintenance"  # the callable reads the module's FLAG
+    namespace["FLAG"].touch()
+    down = client.get("/orders")
+    assert (down.status_code, down.headers["retry-after"]) == (503, "600")
+    assert down.json() == {"error": {"code": 503, "message": "Service Unavailable"}}
+    assert client.get("/health").status_code == 200
+
+
 # What the prose around each Python block promises, by the heading above the block.
-README_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+README_CHECKS: dict[str, Callable[..., None]] = {
     "Starlette": check_starlette,
     "FastAPI": check_fastapi,
     "Flask": check_flask,
     "Any ASGI or WSGI app": check_middleware,
+    "Request ids": check_request_ids,
+    "Logs": check_logs,
+    "Maintenance mode": check_maintenance,
 }
 
 
 @pytest.mark.parametrize(("language", "source", "line", "heading"), readme_blocks())
-def test_readme_block(language: str, source: str, line: int, heading: str) -> None:
+def test_readme_block(language: str, source: str, line: int, heading: str, tmp_path: Path) -> None:
     namespace: dict[str, Any] = {"__name__": "readme"}
     if language == "pycon":
         run_doctest(
@@ -139,7 +200,10 @@ def test_readme_block(language: str, source: str, line: int, heading: str) -> No
     exec(compile("\n" * (line - 1) + source, str(README), "exec"), namespace)
     check = README_CHECKS.get(heading)
     if check is not None:
-        check(namespace)
+        if "tmp_path" in inspect.signature(check).parameters:
+            check(namespace, tmp_path)
+        else:
+            check(namespace)
 
 
 def test_every_checked_heading_has_a_block() -> None:

@@ -40,6 +40,7 @@ PUBLIC_NAMES = [
     "UnauthorizedException",
     "arun_batch",
     "batch_mode",
+    "current_request_id",
     "query_param",
     "raise_single_error",
     "render_error",

@@ -49,7 +49,8 @@ def responding(status: str, headers: list[tuple[str, str]], chunks: list[bytes])
     [
         (NotFoundException(code="TABLE_NOT_FOUND"), 404, "TABLE_NOT_FOUND", False),
         (BadRequestException("Bad filter", code="INVALID_FILTER"), 400, "INVALID_FILTER", False),
-        (ServiceUnavailableException(retry_after=5), 503, "SERVICE_UNAVAILABLE", False),
+        # API.md §7: every 5xx is logged at ERROR, a raised 503 too.
+        (ServiceUnavailableException(retry_after=5), 503, "SERVICE_UNAVAILABLE", True),
         (MethodNotAllowed(["GET"]), 405, "METHOD_NOT_ALLOWED", False),
         (RuntimeError("secret"), 500, "INTERNAL_SERVER_ERROR", True),
     ],

@@ -24,6 +24,7 @@ from ._errors import (
 from ._limiting import RateLimitDecision
 from ._params import query_param
 from ._render import ErrorResponse, render_error
+from ._request_id import current_request_id
 from ._translate import Translations
 
 __version__ = "0.1.0"
@@ -47,6 +48,7 @@ __all__ = [
     "UnauthorizedException",
     "arun_batch",
     "batch_mode",
+    "current_request_id",
     "query_param",
     "raise_single_error",
     "render_error",

@@ -3,10 +3,12 @@
 ``Pipeline`` is the pure ASGI middleware behind ``restfault.asgi`` and the Starlette
 adapter. Per HTTP request (other scopes pass straight through) it
 
-- admits the request — limits decided by the core, storage called through ``limits.aio``
-  — either before the app runs (no router known) or at the point where the framework's
-  router hands the request to an endpoint (``Dispatch``), and at the latest when a
-  response starts that no endpoint produced (a routing 404);
+- gives it its id (``request_id_header``), echoed on every response and held in
+  ``current_request_id()`` while the app runs;
+- admits the request — maintenance mode and limits decided by the core, storage called
+  through ``limits.aio`` — either before the app runs (no router known) or at the point
+  where the framework's router hands the request to an endpoint (``Dispatch``), and at
+  the latest when a response starts that no endpoint produced (a routing 404);
 - turns an exception escaping the app before the response started, and a framework's
   own non-JSON error response, into the envelope; adds the rate-limit headers;
 - never rewrites a response that has started: the error is logged and re-raised, so the
@@ -39,6 +41,7 @@ from ._limiting import PlanItem, Verdict, encode_rate_headers
 from ._logging import log_after_start
 from ._policies import Admission, Check, Steps
 from ._registry import NO_ENDPOINT
+from ._request_id import assign_request_id, request_id_var
 from ._storage import AsyncLimiter
 from ._translate import active_translations
 
@@ -58,10 +61,13 @@ class RequestState:
     __slots__ = (
         "address",
         "admitted",
+        "began",
         "deducts",
+        "method",
         "path",
         "pipeline",
         "request",
+        "request_id",
         "scope",
         "send",
         "started",
@@ -70,9 +76,11 @@ class RequestState:
     )
 
     def __init__(self, pipeline: Pipeline, scope: Scope, send: Send) -> None:
+        self.began = time.perf_counter()
         self.pipeline = pipeline
         self.scope = scope
         self.send = send  # the server's send: restfault's own answers go straight to it
+        self.method: str = scope["method"]
         self.path = route_path(scope)  # before routing rewrites root_path (Mounts)
         self.admitted = False
         self.started = False
@@ -81,6 +89,12 @@ class RequestState:
         self.deducts: list[PlanItem] = []
         self.request: Any = None
         self.address: str | None = None
+        raw = pipeline.core.request_id_raw
+        self.request_id = assign_request_id(header(scope.get("headers", ()), raw)) if raw else None
+
+    def logged_path(self) -> str:
+        path: str = self.scope.get("path", "")  # the whole path, as access logs show it
+        return path
 
     async def send_own(self, message: Message) -> None:
         """Send restfault's own answer: once a start is handed over, never another."""
@@ -122,6 +136,7 @@ class Pipeline:
         scope[STATE_KEY] = state
         held: Message | None = None
         replaced = False  # the app's response, replaced by restfault's 429 or 503
+        id_token = request_id_var.set(state.request_id) if state.request_id else None
 
         async def send_wrapper(message: Message) -> None:
             nonlocal held, replaced
@@ -141,10 +156,11 @@ class Pipeline:
                     return
                 state.started = True
                 state.status = status
-                if state.verdict is not None:
-                    extra = self.rate_headers(state.verdict)
+                if state.verdict is not None or state.request_id is not None:
+                    sent = message.get("headers", ())
+                    extra = self.rate_headers(state, sent)
                     if extra:
-                        message = {**message, "headers": [*message.get("headers", ()), *extra]}
+                        message = {**message, "headers": [*sent, *extra]}
             elif replaced:
                 return
             elif held is not None and kind == "http.response.body":
@@ -162,7 +178,7 @@ class Pipeline:
             )
         token = active_translations.set(core.translations)
         try:
-            if not core.limited:
+            if not core.admits:
                 state.admitted = True  # nothing to decide, for every request
             elif not self.routed and await self.admit(state, None):
                 return
@@ -178,6 +194,8 @@ class Pipeline:
                 raise
         finally:
             active_translations.reset(token)
+            if id_token is not None:
+                request_id_var.reset(id_token)
             scope[STATE_KEY] = outer
             if state.deducts and state.status:
                 await self.deduct(state)
@@ -185,10 +203,11 @@ class Pipeline:
     # -- admission ----------------------------------------------------------------------
 
     async def admit(self, state: RequestState, endpoint: Any) -> bool:
-        """Decide this request's limits, once; True when restfault has answered it."""
+        """Decide this request's maintenance mode and limits, once; True when restfault
+        has answered it."""
         state.admitted = True
         core = self.core
-        method: str = state.scope["method"]
+        method = state.method
         rules = (
             core.registry.for_endpoint(endpoint, method) if endpoint is not None else NO_ENDPOINT
         )
@@ -201,6 +220,10 @@ class Pipeline:
             time.time,
         )
         admission = await self._drive(steps)
+        if admission.unavailable is not None:
+            response = core.unavailable(admission.unavailable, state)
+            await send_envelope(state.send_own, response, [], method == "HEAD")
+            return True
         state.verdict = admission.verdict
         state.deducts = admission.deducts
         verdict = admission.verdict
@@ -244,9 +267,9 @@ class Pipeline:
     async def refuse(self, state: RequestState, verdict: Verdict) -> None:
         """Answer the 429 of ``verdict``: its envelope rendered once per code, with this
         request's Retry-After and rate-limit headers."""
-        denial, extra = self.core.refusal(verdict, time.time())
+        denial, extra = self.core.refusal(verdict, state, time.time())
         headers = [*denial.raw_headers, *encode_rate_headers(extra)]
-        body = b"" if state.scope["method"] == "HEAD" else denial.body
+        body = b"" if state.method == "HEAD" else denial.body
         await state.send_own({"type": "http.response.start", "status": 429, "headers": headers})
         await state.send_own({"type": "http.response.body", "body": body})
 
@@ -256,22 +279,28 @@ class Pipeline:
         if counted:
             await self.limiter.deduct(counted)
 
-    def rate_headers(self, verdict: Verdict) -> list[tuple[bytes, bytes]]:
-        return encode_rate_headers(self.core.rate_headers(verdict, time.time()))
+    def rate_headers(self, state: RequestState, sent: Any) -> list[tuple[bytes, bytes]]:
+        """The headers restfault adds to the app's response: rate limits, and the request
+        id unless the app (or a restfault further in) has set it already."""
+        core = self.core
+        extra = encode_rate_headers(core.rate_headers(state.verdict, time.time()))
+        if state.request_id is not None and header(sent, core.request_id_raw) is None:
+            extra.append((core.request_id_raw, state.request_id.encode("ascii")))
+        return extra
 
     # -- errors -------------------------------------------------------------------------
 
     async def answer(self, state: RequestState, exc: BaseException) -> bool:
         """Send the envelope for ``exc``; True when it was unexpected (to be re-raised)."""
-        scope = state.scope
-        response, unexpected = self.core.render(exc, scope.get("method", ""), scope.get("path", ""))
-        scope[ANSWERED_KEY] = exc
-        extra = self.core.rate_headers(state.verdict, time.time())
+        core = self.core
+        response, unexpected = core.render(exc, state)
+        state.scope[ANSWERED_KEY] = exc
+        extra = core.rate_headers(state.verdict, time.time()) + core.id_headers(state.request_id)
         if unexpected:
             # Re-raised below, so the server drops the connection (uvicorn does): say so,
             # or a keep-alive client's next request on it meets a reset.
             extra.append(("Connection", "close"))
-        await send_envelope(state.send_own, response, extra, scope.get("method") == "HEAD")
+        await send_envelope(state.send_own, response, extra, state.method == "HEAD")
         return unexpected
 
 

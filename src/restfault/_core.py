@@ -4,23 +4,26 @@ An adapter owns one ``Core``. Its protocol driver (``_asgi``, ``_wsgi``) carries
 request's facts in — method, path, the endpoint the framework's router dispatched to,
 the client's address, headers — and the core's answers out:
 
-- ``admit`` (``_policies``): which limits apply, each one's key and cost, the verdict;
+- ``admit`` (``_policies``): maintenance mode (``_maintenance``), which limits apply,
+  each one's key and cost, the verdict;
 - ``rate_headers``: the header values of a verdict (``_limiting.rate_header_values``);
-- ``refusal``: the 429 of a denied verdict, its envelope rendered once per code;
-- ``render``: the envelope of any exception, and its log line.
+- ``refusal``: the 429 of a denied verdict, its envelope rendered once per code
+  (``_denial``); ``unavailable``: the 503 of maintenance mode;
+- ``render``: the envelope of any exception;
+- the request's id (``_request_id``), and one log record per error response, with its
+  metric (``_observe``, ``_metrics``).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from ._errors import TooManyRequestsException
-from ._http import encode_headers
+from ._denial import Denial, Denials
+from ._errors import ServiceUnavailableException
 from ._limiting import Verdict, rate_header_values
-from ._logging import log_safe, logger
+from ._logging import logger
+from ._observe import Facts, Reporter
 from ._policies import Policies
 from ._registry import Registry
 from ._render import ErrorResponse, Renderer
@@ -28,22 +31,6 @@ from ._settings import Settings
 from ._translate import Translations
 
 __all__ = ["Core", "Denial"]
-
-
-@dataclass(frozen=True, slots=True)
-class Denial:
-    """A 429 envelope rendered once: status, headers and body (``Retry-After`` and the
-    rate-limit headers are the request's own), with the ASGI form of its headers."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    raw_headers: list[tuple[bytes, bytes]]
-
-    @classmethod
-    def of(cls, rendered: ErrorResponse) -> Denial:
-        headers = rendered.headers
-        return cls(rendered.status, headers, rendered.body, encode_headers(headers))
 
 
 class Core(Policies):
@@ -60,9 +47,21 @@ class Core(Policies):
             translations=self.translations,
         )
         self.registry = Registry(settings.key_prefix, settings.strategy, asynchronous)
+        self.metrics = None
+        if settings.metrics:
+            from ._metrics import Metrics  # imports opentelemetry: only when asked for
+
+            self.metrics = Metrics()
         super().__init__(settings, self.registry)
         self.translate_hooks: list[Callable[[type[BaseException]], None]] = []
-        self._denials: dict[str | None, Denial] = {}
+        # Request ids: the header's name as each driver reads it (empty when off).
+        header = settings.request_id_header
+        self.request_id_header = header
+        self.request_id_raw = header.lower().encode("ascii") if header else b""
+        self.request_id_environ = "HTTP_" + header.upper().replace("-", "_") if header else ""
+        self.denials = Denials(self.renderer, ietf=settings.ietf_headers, with_ids=bool(header))
+        self.reporter = Reporter(self.metrics)
+        self.maintained = settings.maintenance is not None
         if settings.debug:
             logger.warning(
                 "restfault: debug=True shows exception types, messages and tracebacks to "
@@ -79,55 +78,53 @@ class Core(Policies):
             verdict, now, legacy=settings.headers_enabled, ietf=settings.ietf_headers
         )
 
+    @property
+    def admits(self) -> bool:
+        """Whether requests are admitted at all: limits, or maintenance mode, to decide."""
+        return self.maintained or self.limited
+
+    def id_headers(self, request_id: str | None) -> list[tuple[str, str]]:
+        """The request-id header of a response (none when request ids are off)."""
+        if request_id is None or self.request_id_header is None:
+            return []
+        return [(self.request_id_header, request_id)]
+
     def retry_after(self, verdict: Verdict, now: float) -> int:
         """Whole seconds until a denied request would really pass (rounded up, >= 1)."""
         reported = verdict.reported
         return max(1, math.ceil(reported.reset - now)) if reported is not None else 1
 
-    def refusal(self, verdict: Verdict, now: float) -> tuple[Denial, list[tuple[str, str]]]:
+    def refusal(
+        self, verdict: Verdict, facts: Facts, now: float
+    ) -> tuple[Denial, list[tuple[str, str]]]:
         """The 429 of a denied verdict: its envelope, rendered once per limit code (a
-        callable style renders each one itself), and this request's own headers:
-        ``Retry-After`` and the rate-limit headers."""
-        code = verdict.reported.code if verdict.reported is not None else None
-        retry_after = self.retry_after(verdict, now)
-        rate = self.rate_headers(verdict, now)
-        if callable(self.settings.style):  # it may read exc.retry_after: no cache
-            exc = TooManyRequestsException(code=code, retry_after=retry_after)
-            return Denial.of(self.renderer.render_rest(exc)), rate
-        denial = self._denials.get(code)
-        if denial is None:
-            rendered = self.renderer.render_rest(TooManyRequestsException(code=code))
-            denial = self._denials[code] = Denial.of(rendered)
-        return denial, [("Retry-After", str(retry_after)), *rate]
+        callable style renders each one itself) with the request's id spliced in, and
+        this request's own headers: ``Retry-After``, the rate-limit headers and its id.
+        Logged once per client key and limit until its reset."""
+        request_id = facts.request_id
+        denial = self.denials.denial(verdict, request_id, now)
+        self.reporter.denied(facts, verdict, denial.code, now)
+        extra = [
+            ("Retry-After", str(self.retry_after(verdict, now))),
+            *self.rate_headers(verdict, now),
+        ]
+        if request_id is not None and self.request_id_header is not None:
+            extra.append((self.request_id_header, request_id))
+        return denial, extra
 
-    def render(self, exc: BaseException, method: str, path: str) -> tuple[ErrorResponse, bool]:
-        """The envelope for ``exc`` and whether it was unexpected (then it is logged here)."""
+    def unavailable(self, seconds: int, facts: Facts) -> ErrorResponse:
+        """The 503 of maintenance mode (logged at INFO: it was asked for), its
+        ``Retry-After`` and the request's id included."""
+        rest = ServiceUnavailableException(retry_after=seconds)
+        response = self.renderer.render_rest(rest, None, facts.request_id)
+        self.reporter.error(facts, response.status, rest.code, None, maintenance=True)
+        headers = response.headers + self.id_headers(facts.request_id)
+        return ErrorResponse(response.status, headers, response.body)
+
+    def render(self, exc: BaseException, facts: Facts) -> tuple[ErrorResponse, bool]:
+        """The envelope for ``exc`` and whether it was unexpected; its log record is
+        written here (``_observe``)."""
         rest, unexpected = self.renderer.resolve(exc)
-        if unexpected:
-            logger.error(
-                "restfault: unhandled %s on %s %s",
-                type(exc).__name__,
-                log_safe(method, 16),
-                log_safe(path),
-                exc_info=exc,
-            )
-        elif rest is not exc and rest.status_code >= 500:
-            logger.error(
-                "restfault: %s on %s %s became %d %s",
-                type(exc).__name__,
-                log_safe(method, 16),
-                log_safe(path),
-                rest.status_code,
-                rest.code,
-                exc_info=exc,
-            )
-        elif rest is not exc and logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "restfault: %s on %s %s answered %d %s",
-                type(exc).__name__,
-                log_safe(method, 16),
-                log_safe(path),
-                rest.status_code,
-                rest.code,
-            )
-        return self.renderer.render_resolved(exc, rest, unexpected), unexpected
+        response = self.renderer.render_resolved(exc, rest, unexpected, facts.request_id)
+        self.reporter.error(facts, response.status, rest.code, exc, unexpected=unexpected)
+        return response, unexpected

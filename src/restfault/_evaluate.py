@@ -112,8 +112,19 @@ def evaluate(plan: Sequence[PlanItem], how: Evaluation, now: float) -> Steps:
     denials = how.denials
     decisions: list[RateLimitDecision] = []
     refused = False
+    fixed = how.strategy == "fixed-window"
     for item in plan:
         limit = item.limit
+        if fixed and not refused and limit.plain:  # the common case, without sub-generators
+            count = yield Incr(item.key, limit.window, item.cost)
+            end = _known_end(item, count, how, now)
+            if end is None:
+                end = yield GetExpiry(item.key)
+                how.ends.set(item.key, end, now)
+            decision = _decision(item, count <= limit.amount, limit.amount - count, end)
+            decisions.append(decision)
+            refused = limit.enforce and not decision.allowed
+            continue
         if limit.options.block_for is not None:
             until = yield from _blocked_until(item, how, now)
             if until is not None:
@@ -223,20 +234,23 @@ def _peek(item: PlanItem, how: Evaluation, now: float) -> Hit:
     return _decision(item, remaining > 0, remaining, reset)
 
 
+def _known_end(item: PlanItem, count: int, how: Evaluation, now: float) -> float | None:
+    """When a fixed window that now holds ``count`` ends, if this process knows it."""
+    if count != item.cost:
+        return how.ends.get(item.key, now)
+    end = now + item.limit.window  # this hit opened the window: it ends a window from now
+    how.ends.set(item.key, end, now)
+    return end
+
+
 def _fixed_end(
     item: PlanItem, count: int, how: Evaluation, now: float
 ) -> Generator[StorageOp, Any, float]:
-    """When a fixed window that now holds ``count`` ends."""
-    key, window = item.key, item.limit.window
-    ends = how.ends
-    if count == item.cost:  # this hit opened the window: it ends a window from now
-        end = now + window
-    else:
-        known = ends.get(key, now)
-        if known is not None:
-            return known
-        end = yield GetExpiry(key)
-    ends.set(key, end, now)
+    """When a fixed window that now holds ``count`` ends (asked of the storage if need be)."""
+    end = _known_end(item, count, how, now)
+    if end is None:
+        end = yield GetExpiry(item.key)
+        how.ends.set(item.key, end, now)
     return end
 
 

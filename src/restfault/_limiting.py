@@ -24,6 +24,7 @@ __all__ = [
     "RateLimitDecision",
     "Verdict",
     "encode_rate_headers",
+    "policy_name",
     "rate_header_values",
     "sf_string",
 ]
@@ -58,6 +59,8 @@ class Limit:
     # No key_func and a fixed cost: its plan needs no request object.
     simple: bool = field(init=False)
     fixed_cost: int = field(init=False)  # the cost when it is not a callable (else 0)
+    # No deduct_when, no block_for: counted on admission, nothing else to ask.
+    plain: bool = field(init=False)
 
     def __post_init__(self) -> None:
         options = self.options
@@ -67,6 +70,7 @@ class Limit:
         cost = options.cost
         set_(self, "fixed_cost", 0 if callable(cost) else cost)
         set_(self, "simple", options.key_func is None and not callable(cost))
+        set_(self, "plain", options.deduct_when is None and options.block_for is None)
 
     @classmethod
     def build_all(
@@ -84,11 +88,11 @@ class Limit:
         for index, item in enumerate(items):
             granularity = item.GRANULARITY.name
             prefix = f"{key_prefix}/{strategy}/{scope}/{item.amount}/{item.multiples}{granularity}/"
-            name = scope
+            name = policy_name(scope)
             if len(items) > 1:
                 window = item.get_expiry()
                 twins = [i for i, other in enumerate(items) if other.get_expiry() == window]
-                name = f"{scope};w={window}" + (
+                name = f"{name};w={window}" + (
                     f"#{twins.index(index) + 1}" if len(twins) > 1 else ""
                 )
             built.append(cls(item, scope, options, prefix, name))
@@ -168,6 +172,9 @@ class Verdict:
 
     @classmethod
     def of(cls, decisions: list[RateLimitDecision]) -> Verdict:
+        if len(decisions) == 1:  # most requests: one limit applies
+            decision = decisions[0]
+            return cls(decisions, decision, denied=decision.enforced and not decision.allowed)
         breached = [d for d in decisions if d.enforced and not d.allowed]
         if breached:
             holding = [d for d in decisions if d.enforced and d.exhausted]
@@ -191,6 +198,29 @@ def _reset(decision: RateLimitDecision) -> int:
     # Whole seconds, as the headers say it: limits ending in the same second are a tie,
     # which the first evaluated (default before path, shared and endpoint) wins.
     return math.ceil(decision.reset)
+
+
+# What a policy name escapes: "%" itself, the separators of the suffixes ";w=60#2", the
+# characters a Structured Field String escapes, and anything but printable ASCII.
+_NAME_SAFE = frozenset(chr(c) for c in range(0x20, 0x7F)) - set('%;#"\\')
+
+
+def policy_name(scope: str) -> str:
+    """The ``RateLimit-Policy`` name of a budget scope: printable ASCII, distinct for
+    distinct scopes (other characters percent-encoded as UTF-8), so a Structured Field
+    String carries it unchanged and two limits never share a name.
+
+    >>> policy_name("path:/café/"), policy_name("shared:a;w=60")
+    ('path:/caf%C3%A9/', 'shared:a%3Bw=60')
+    """
+    if all(ch in _NAME_SAFE for ch in scope):
+        return scope
+    return "".join(
+        ch
+        if ch in _NAME_SAFE
+        else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        for ch in scope
+    )
 
 
 def sf_string(value: str) -> str:
@@ -227,20 +257,32 @@ def rate_header_values(
     return result
 
 
-_RAW_NAMES = {
-    name: name.lower().encode("ascii")
-    for name in (
-        "X-RateLimit-Limit",
-        "X-RateLimit-Remaining",
-        "X-RateLimit-Reset",
-        "RateLimit-Policy",
-        "RateLimit",
-        "Retry-After",
-    )
-}
+class _RawNames(dict[str, bytes]):
+    """Header names as ASGI bytes: the rate-limit ones prepared, any other (a request id
+    header) lowered and encoded when first met."""
+
+    def __missing__(self, name: str) -> bytes:
+        raw = self[name] = name.lower().encode("ascii")
+        return raw
+
+
+_RAW_NAMES = _RawNames(
+    {
+        name: name.lower().encode("ascii")
+        for name in (
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "RateLimit-Policy",
+            "RateLimit",
+            "Retry-After",
+        )
+    }
+)
 
 
 def encode_rate_headers(values: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     """``rate_header_values`` as ASGI header pairs: ASCII names, and values of digits or
-    sanitised structured-field strings, so there is nothing to escape."""
+    sanitised structured-field strings, so there is nothing to escape (nor in a request
+    id header: a token name, a visible-ASCII value)."""
     return [(_RAW_NAMES[name], value.encode("ascii")) for name, value in values]

@@ -2,11 +2,12 @@
 
 ``Policies.admit`` is a sans-IO generator: from plain facts (method, path, the endpoint
 the framework's router dispatched to, the client's address, a request object made on
-demand) it decides which limits apply (``applicable``), what each one's storage key and
-cost are (``plan``), asks its driver to evaluate them on the storage (it yields a
-``Check``), and returns the ``Admission``. It also yields what the app's callables return
-(``key_func``, callable limits and costs): the ASGI driver awaits what is awaitable, the
-WSGI driver refuses it. So only the awaiting and the storage I/O exist twice.
+demand) it decides maintenance mode, which limits apply (``applicable``), what each one's
+storage key and cost are (``plan``), asks its driver to evaluate them on the storage (it
+yields a ``Check``), and returns the ``Admission``. It also yields what the app's callables
+return (``key_func``, ``maintenance``, callable limits and costs): the ASGI driver awaits
+what is awaitable, the WSGI driver refuses it. So only the awaiting and the storage I/O
+exist twice.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ import hashlib
 import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._evaluate import ExpiryCache
 from ._keys import address_key, client_address, safe_key
 from ._limiting import Limit, LimitOptions, PlanItem, Verdict
 from ._logging import log_safe, logger
+from ._maintenance import maintenance_due
 from ._registry import HTTP_METHODS, NO_ENDPOINT, EndpointRules, Registry, Rule
 from ._settings import Settings
+
+if TYPE_CHECKING:  # imported at run time only with metrics=True
+    from ._metrics import Metrics
 
 __all__ = ["Admission", "Applicable", "Check", "Policies", "checked_cost"]
 
@@ -55,6 +60,8 @@ class Admission:
 
     verdict: Verdict | None = None
     deducts: list[PlanItem] = field(default_factory=list)
+    # Maintenance mode answers the request 503 with this Retry-After (no limit counted).
+    unavailable: int | None = None
 
 
 ADMITTED = Admission()
@@ -67,6 +74,7 @@ class Policies:
 
     settings: Settings
     registry: Registry
+    metrics: Metrics | None = None
 
     def __init__(self, settings: Settings, registry: Registry) -> None:
         options = LimitOptions(enforce=settings.enforce)
@@ -191,10 +199,7 @@ class Policies:
         """Each limit's storage key and cost for this request, calling the app's callables
         (``key_func``, limit values, per-limit ``key_func`` and ``cost``) as needed."""
         if applicable.simple is not None:
-            client_key = address()
-            return [
-                PlanItem(x, x.storage_prefix + client_key, x.fixed_cost) for x in applicable.simple
-            ]
+            return simple_plan(applicable.simple, address())
         custom_key: str | None = None
         key_func = self.settings.key_func
         if key_func is not None:
@@ -232,14 +237,22 @@ class Policies:
         now: Callable[[], float],
     ) -> Steps:
         """Decide one request's limits (see the module docstring for what it yields)."""
+        check = self.settings.maintenance
+        if check is not None and not (endpoint.exempt or self.is_exempt_path(path)):
+            seconds = yield from maintenance_due(check, request)
+            if seconds is not None:
+                return Admission(unavailable=seconds)
         applicable = self.applicable(method, path, endpoint)
         if not applicable.rules:
             return ADMITTED
-        plan = yield from self.plan(applicable, address, request)
+        if applicable.simple is not None:  # no callable to call: no generator to run
+            plan = simple_plan(applicable.simple, address())
+        else:
+            plan = yield from self.plan(applicable, address, request)
         verdict: Verdict | None = yield Check(plan)
         if verdict is None:  # on_storage_error="allow" during an outage
             return ADMITTED
-        if self.has_shadow:
+        if self.metrics is not None or self.has_shadow:  # metrics off: one flag checked
             self.observe(verdict, now())
         if applicable.deducts and not verdict.denied:
             deducts = [item for item in plan if item.limit.options.deduct_when is not None]
@@ -259,8 +272,11 @@ class Policies:
         return counted
 
     def observe(self, verdict: Verdict, now: float) -> None:
-        """Log each shadow-mode limit a request would have breached: once per key and limit
-        until its reset, so one client's flood writes one line."""
+        """Count the verdict's decisions (``metrics``), and log each shadow-mode limit a
+        request would have breached: once per key and limit until its reset, so one
+        client's flood writes one line."""
+        if self.metrics is not None:
+            self.metrics.decided(verdict)
         for decision in verdict.decisions:
             if decision.enforced or decision.allowed:
                 continue
@@ -274,6 +290,11 @@ class Policies:
                     hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:12],
                     max(1, math.ceil(decision.reset - now)),
                 )
+
+
+def simple_plan(limits: tuple[Limit, ...], client_key: str) -> list[PlanItem]:
+    """The plan of limits keyed by the client, of fixed cost: no callable to call."""
+    return [PlanItem(x, x.storage_prefix + client_key, x.fixed_cost) for x in limits]
 
 
 def checked_cost(cost: Any) -> int:

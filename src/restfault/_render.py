@@ -178,21 +178,29 @@ class Renderer:
         return self.render_resolved(exc, rest, unexpected)
 
     def render_resolved(
-        self, exc: BaseException, rest: RestException, unexpected: bool
+        self,
+        exc: BaseException,
+        rest: RestException,
+        unexpected: bool,
+        request_id: str | None = None,
     ) -> ErrorResponse:
         """Render ``rest`` (what ``resolve(exc)`` gave), with debug details when due."""
         due = self.debug and (unexpected or rest.status_code >= 500)
-        return self.render_rest(rest, debug_details(exc) if due else None)
+        return self.render_rest(rest, debug_details(exc) if due else None, request_id)
 
     def render_rest(
-        self, exc: RestException, details: dict[str, Any] | None = None
+        self,
+        exc: RestException,
+        details: dict[str, Any] | None = None,
+        request_id: str | None = None,
     ) -> ErrorResponse:
-        """The envelope for a RestException, with optional debug details."""
+        """The envelope for a RestException, with optional debug details and the request's
+        id (a callable style reads it from ``current_request_id()``)."""
         style = self.style
         if callable(style):
             document, content_type = self._call_style(style, exc)
         else:
-            document, content_type = self._document(style, exc, details)
+            document, content_type = self._document(style, exc, details, request_id)
         try:
             body = dumps(document)
         except Exception:
@@ -202,7 +210,7 @@ class Renderer:
             logger.warning("restfault: an error context could not be encoded as JSON; dropped")
             bare = RestException(exc.message, code=exc.code, status_code=exc.status_code)
             document, content_type = self._document(
-                "dreamfactory" if callable(style) else style, bare, None
+                "dreamfactory" if callable(style) else style, bare, None, request_id
             )
             body = dumps(document)
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
@@ -220,16 +228,24 @@ class Renderer:
         return document, str(content_type)
 
     def _document(
-        self, style: str, exc: RestException, details: dict[str, Any] | None
+        self,
+        style: str,
+        exc: RestException,
+        details: dict[str, Any] | None,
+        request_id: str | None = None,
     ) -> tuple[dict[str, Any], str]:
         context = exc.context if details is None else _with_debug(exc.context, details)
         if style == "dreamfactory":
             error: dict[str, Any] = {"code": exc.status_code, "message": exc.message}
+            if request_id is not None:
+                error["request_id"] = request_id
             if context is not None:
                 error["context"] = context
             return {"error": error}, JSON
         if style == "bkend":
             document: dict[str, Any] = {"error": exc.code, "message": exc.message}
+            if request_id is not None:
+                document["request_id"] = request_id
             if context is not None:
                 document["context"] = context
             return document, JSON
@@ -244,6 +260,8 @@ class Renderer:
             problem.update((k, v) for k, v in context.items() if k not in _PROBLEM_MEMBERS)
         elif context is not None:
             problem["context"] = context
+        if request_id is not None:
+            problem["request_id"] = request_id  # the request's, whatever the context says
         return problem, PROBLEM_JSON
 
 

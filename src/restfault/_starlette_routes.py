@@ -28,13 +28,14 @@ from ._registry import endpoint_name, reachable
 if TYPE_CHECKING:
     from .starlette import RestFault
 
-__all__ = ["Routes"]
+__all__ = ["Answered", "Routes"]
 
 _MAX_DEPTH = 16  # middleware wrappers followed to find a mounted app
 
 
-class _Answered(Response):
-    """What a FastAPI route handler returns when restfault has answered the request."""
+class Answered(Response):
+    """What a FastAPI route handler (or an exception handler) returns when restfault has
+    answered the request: nothing more is sent."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -130,7 +131,7 @@ def _admit_in_handler(route: Route) -> None:
                 and not state.admitted
                 and await state.pipeline.admit(state, endpoint)
             ):
-                return _Answered()
+                return Answered()
             return await handler(request)
 
         return admitted

@@ -108,6 +108,10 @@ class _Limiter(Generic[S]):
                 # start-up must not keep the app from starting.
                 self.outage.failed(time.time(), exc)
         self._fallback: tuple[InProcessStorage, Evaluation] | None = None
+        if settings.metrics:
+            from ._metrics import watch_storage  # imports opentelemetry: only when asked for
+
+            watch_storage(self)  # restfault.storage.fallback counts it while it fails
 
     def _connected(self) -> S:
         """The storage, built now if building it failed at start-up (a cluster that was

@@ -1,18 +1,20 @@
 """The WSGI driver: carries a request's facts to the core and its answers back.
 
-Shared by ``restfault.wsgi`` and the Flask adapter. ``admit`` decides a request's limits
-(sync ``limits`` storage, bounded by ``storage_timeout``); ``answer`` starts the envelope
-of an exception; ``Body`` wraps the app's body iterable to convert a held error response,
-to answer a failure before the first chunk with the envelope (after it, log and re-raise,
-so the server closes the connection instead of sending a second, corrupt response), and
-to count ``deduct_when`` limits once the response is done.
+Shared by ``restfault.wsgi`` and the Flask adapter. An ``Exchange`` is one request (its
+id too: ``request_id_header``); ``admit`` decides its maintenance mode and limits (sync
+``limits`` storage, bounded by ``storage_timeout``); ``answer`` starts the envelope of an
+exception; ``Body`` wraps the app's body iterable to convert a held error response, to
+answer a failure before the first chunk with the envelope (after it, log and re-raise, so
+the server closes the connection instead of sending a second, corrupt response), to hold
+the request's id while a streamed body is produced, and to count ``deduct_when`` limits
+once the response is done.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from ._core import Core
 from ._http import clean_headers, status_line
@@ -20,29 +22,75 @@ from ._limiting import PlanItem, Verdict
 from ._logging import log_after_start
 from ._policies import Admission, Check, Steps
 from ._registry import NO_ENDPOINT, EndpointRules
+from ._request_id import assign_request_id, request_id_var
 from ._storage import SyncLimiter
 from ._translate import http_exception
 
-__all__ = ["Body", "Exchange", "admit", "answer", "discard", "finish", "refusal", "respond"]
+__all__ = [
+    "Answer",
+    "Body",
+    "Exchange",
+    "admit",
+    "answer",
+    "discard",
+    "finish",
+    "respond",
+    "with_request_id",
+]
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
+# restfault's own answer to a request it does not let through: status, headers, body.
+Answer = tuple[int, list[tuple[str, str]], bytes]
 EXCHANGE_KEY = "restfault.exchange"  # in the environ: the Flask adapter's hooks find it
+T = TypeVar("T")
 
 
 class Exchange:
     """One request's WSGI state, shared by the middleware, the hooks and the body."""
 
-    __slots__ = ("deducts", "environ", "held", "start_response", "started", "status", "verdict")
+    __slots__ = (
+        "began",
+        "deducts",
+        "environ",
+        "held",
+        "method",
+        "request_id",
+        "start_response",
+        "started",
+        "status",
+        "verdict",
+    )
 
-    def __init__(self, environ: Environ, start_response: StartResponse) -> None:
+    def __init__(self, core: Core, environ: Environ, start_response: StartResponse) -> None:
+        self.began = time.perf_counter()
         self.environ = environ
         self.start_response = start_response
+        self.method: str = environ.get("REQUEST_METHOD", "GET")
         self.verdict: Verdict | None = None
         self.held: tuple[int, list[tuple[str, str]]] | None = None
         self.started = False
         self.status = 0
         self.deducts: list[PlanItem] = []
+        name = core.request_id_environ
+        self.request_id = assign_request_id(environ.get(name)) if name else None
+
+    def logged_path(self) -> str:
+        path: str = self.environ.get("PATH_INFO", "")
+        try:  # PEP 3333: the path's bytes as latin-1; most clients send UTF-8
+            return path.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return path
+
+    def run(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` with this request's id as ``current_request_id()``."""
+        if self.request_id is None:
+            return function(*args)
+        token = request_id_var.set(self.request_id)
+        try:
+            return function(*args)
+        finally:
+            request_id_var.reset(token)
 
 
 def admit(
@@ -51,8 +99,9 @@ def admit(
     exchange: Exchange,
     endpoint: EndpointRules = NO_ENDPOINT,
     request: Callable[[], Any] | None = None,
-) -> Verdict | None:
-    """Decide this request's limits; the verdict (``.denied`` for a 429), or None."""
+) -> Answer | None:
+    """Decide this request's maintenance mode and limits: restfault's own answer (a 503 or
+    a 429, every header included), or None to let the request through."""
     environ = exchange.environ
     if core.requests_to_inspect > 0:
         core.inspect_request(
@@ -66,7 +115,7 @@ def admit(
         )
 
     steps = core.admit(
-        environ.get("REQUEST_METHOD", "GET"),
+        exchange.method,
         environ.get("PATH_INFO", ""),
         endpoint,
         address,
@@ -74,24 +123,23 @@ def admit(
         time.time,
     )
     admission = _drive(steps, limiter)
-    exchange.verdict = admission.verdict
+    if admission.unavailable is not None:
+        response = core.unavailable(admission.unavailable, exchange)
+        return response.status, response.headers, response.body
+    verdict = exchange.verdict = admission.verdict
     exchange.deducts = admission.deducts
-    return admission.verdict
-
-
-def refusal(core: Core, verdict: Verdict) -> tuple[int, list[tuple[str, str]], bytes]:
-    """The 429 of a denied verdict: status, every header and the body."""
-    denial, extra = core.refusal(verdict, time.time())
+    if verdict is None or not verdict.denied:
+        return None
+    denial, extra = core.refusal(verdict, exchange, time.time())
+    exchange.verdict = None  # its rate-limit headers are in the answer's
     return denial.status, [*denial.headers, *extra], denial.body
 
 
 def answer(core: Core, exchange: Exchange, exc: BaseException) -> list[bytes]:
     """Start the envelope response for ``exc`` and return its body."""
-    environ = exchange.environ
-    method = environ.get("REQUEST_METHOD", "")
-    response, _ = core.render(exc, method, environ.get("PATH_INFO", ""))
+    response, _ = core.render(exc, exchange)
     respond(core, exchange, response.status, response.headers, exc)
-    return [b""] if method == "HEAD" else [response.body]
+    return [b""] if exchange.method == "HEAD" else [response.body]
 
 
 def respond(
@@ -101,14 +149,30 @@ def respond(
     headers: list[tuple[str, str]],
     exc: BaseException | None = None,
 ) -> None:
-    """Start restfault's own response, with the rate-limit headers."""
+    """Start restfault's own response, with the rate-limit headers and the request id."""
     # exc_info only when replacing headers the app already passed on (PEP 3333); on a
     # first call, servers such as werkzeug's test client re-raise it.
     exc_info = (type(exc), exc, exc.__traceback__) if exchange.started and exc else None
     exchange.started = True
     exchange.status = status
-    rate = core.rate_headers(exchange.verdict, time.time())
-    exchange.start_response(status_line(status), clean_headers(headers + rate), exc_info)
+    headers = headers + core.rate_headers(exchange.verdict, time.time())
+    if exchange.request_id is not None:
+        headers = with_request_id(core, exchange, headers)
+    exchange.start_response(status_line(status), clean_headers(headers), exc_info)
+
+
+def with_request_id(
+    core: Core, exchange: Exchange, headers: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """``headers`` and the request's id, unless they carry it already (the app's own)."""
+    name = core.request_id_header
+    request_id = exchange.request_id
+    if name is None or request_id is None:
+        return headers
+    lowered = name.lower()
+    if any(key.lower() == lowered for key, _ in headers):
+        return headers
+    return [*headers, (name, request_id)]
 
 
 def finish(core: Core, limiter: SyncLimiter, exchange: Exchange) -> None:
@@ -146,17 +210,18 @@ class Body:
         body_sent = False
         while exchange.held is None:
             try:
-                chunk = next(iterator)
+                # The request's id is current while the app produces each chunk, never
+                # while the server holds the generator.
+                chunk = exchange.run(next, iterator)
             except StopIteration:
                 break
             except Exception as exc:
                 if body_sent:
                     environ = exchange.environ
-                    log_after_start(
-                        exc, environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
-                    )
+                    method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+                    exchange.run(log_after_start, exc, method, path)
                     raise
-                yield from answer(self.core, exchange, exc)
+                yield from exchange.run(answer, self.core, exchange, exc)
                 return
             if exchange.held is None:
                 body_sent = body_sent or bool(chunk)
@@ -164,7 +229,8 @@ class Body:
         if exchange.held is not None:
             status, headers = exchange.held
             exchange.held = None
-            yield from answer(self.core, exchange, http_exception(status, None, headers))
+            held = http_exception(status, None, headers)
+            yield from exchange.run(answer, self.core, exchange, held)
 
     def close(self) -> None:
         try:

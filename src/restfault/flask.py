@@ -36,7 +36,7 @@ from ._registry import NO_ENDPOINT, EndpointRules, endpoint_name, reachable
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import active_translations, http_exception
-from ._wsgi import EXCHANGE_KEY, Body, Exchange, admit, answer, refusal
+from ._wsgi import EXCHANGE_KEY, Body, Exchange, admit, answer
 
 __all__ = ["RestFault"]
 
@@ -70,7 +70,7 @@ class RestFault(RoutedAdapter):
         wsgi_app, core, limiter = app.wsgi_app, self.core, self.limiter
 
         def restfault_wsgi_app(environ: Any, start_response: Any) -> Any:
-            exchange = Exchange(environ, start_response)
+            exchange = Exchange(core, environ, start_response)
             environ[EXCHANGE_KEY] = exchange
 
             def passed_on(status: str, headers: Any, exc_info: Any = None) -> Any:
@@ -80,9 +80,9 @@ class RestFault(RoutedAdapter):
 
             token = active_translations.set(core.translations)
             try:
-                body = wsgi_app(environ, passed_on)
+                body = exchange.run(wsgi_app, environ, passed_on)
             except Exception as exc:
-                body = answer(core, exchange, exc)
+                body = exchange.run(answer, core, exchange, exc)
             finally:
                 active_translations.reset(token)
             file_wrapper = environ.get("wsgi.file_wrapper")
@@ -103,18 +103,22 @@ class RestFault(RoutedAdapter):
 
     def _before_request(self) -> WerkzeugResponse | None:
         core = self.core
-        if not core.limited:
+        if not core.admits:
             return None
+        answered = admit(core, self.limiter, self._exchange(), self._endpoint_rules(), _request)
+        if answered is None:
+            return None
+        # A 429 (rendered once per code) or maintenance mode's 503, every header included:
+        # answered here rather than raised and caught.
+        status, headers, body = answered
+        return current_app.response_class(body, status=status, headers=headers)
+
+    def _exchange(self) -> Exchange:
         exchange: Exchange | None = request.environ.get(EXCHANGE_KEY)
         if exchange is None:  # the app's wsgi_app was replaced after init_app
-            exchange = request.environ[EXCHANGE_KEY] = Exchange(request.environ, _no_start)
-        verdict = admit(core, self.limiter, exchange, self._endpoint_rules(), lambda: request)
-        if verdict is None or not verdict.denied:
-            return None
-        # The 429 rendered once per code; answered here rather than raised and caught.
-        status, headers, body = refusal(core, verdict)
-        exchange.verdict = None  # its rate-limit headers are in ``headers``
-        return current_app.response_class(body, status=status, headers=headers)
+            exchange = Exchange(self.core, request.environ, _no_start)
+            request.environ[EXCHANGE_KEY] = exchange
+        return exchange
 
     def _endpoint_rules(self) -> EndpointRules:
         """What the view Flask's router matched brings (and a Blueprint's exemption)."""
@@ -158,8 +162,13 @@ class RestFault(RoutedAdapter):
             rest = http_exception(response.status_code, None, response.headers.items())
             response = self._handle(rest)
         exchange: Exchange | None = request.environ.get(EXCHANGE_KEY)
-        if exchange is not None and exchange.verdict is not None:
-            response.headers.extend(self.core.rate_headers(exchange.verdict, time.time()))
+        if exchange is not None:
+            core = self.core
+            if exchange.verdict is not None:
+                response.headers.extend(core.rate_headers(exchange.verdict, time.time()))
+            name, request_id = core.request_id_header, exchange.request_id
+            if name is not None and request_id is not None and name not in response.headers:
+                response.headers[name] = request_id
         return response
 
     def _handle(self, exc: Exception) -> WerkzeugResponse:
@@ -175,7 +184,7 @@ class RestFault(RoutedAdapter):
         if isinstance(exc, BadRequestKeyError):
             # Flask's DEBUG appends the KeyError to the message; answer as without DEBUG.
             exc.show_exception = False
-        rendered, _ = self.core.render(exc, request.method, request.path)
+        rendered, _ = self.core.render(exc, self._exchange())
         # CR/LF blanked as the other adapters do: werkzeug refuses them, which would turn
         # the envelope into Flask's own 500.
         return current_app.response_class(
@@ -185,3 +194,8 @@ class RestFault(RoutedAdapter):
 
 def _no_start(*args: Any) -> None:
     raise RuntimeError("restfault: start_response is not available here")
+
+
+def _request() -> Any:
+    """What the app's callables receive: Flask's request proxy."""
+    return request

@@ -28,6 +28,8 @@ __all__ = ["envelope_schema", "error_responses", "with_error_responses"]
 _METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 _CODE = {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$"}
+# A request id as restfault reuses or mints it: 1 to 128 visible ASCII characters.
+REQUEST_ID_SCHEMA = {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$"}
 _HEADERS_429 = {
     "Retry-After": {
         "description": "Whole seconds until the request would be allowed again.",
@@ -48,32 +50,32 @@ def _status_schema(status: int | None) -> dict[str, Any]:
     return {"type": "integer", "const": status}
 
 
-def envelope_schema(style: str = "dreamfactory", status: int | None = None) -> dict[str, Any]:
-    """The JSON Schema of an error envelope in ``style`` (for one ``status``, or any)."""
+def envelope_schema(
+    style: str = "dreamfactory", status: int | None = None, *, request_id: bool = False
+) -> dict[str, Any]:
+    """The JSON Schema of an error envelope in ``style`` (for one ``status``, or any);
+    with ``request_id``, the envelope carries the request's id (``request_id_header``)."""
     if style == "dreamfactory":
-        return {
+        error: dict[str, Any] = {
             "type": "object",
-            "required": ["error"],
+            "required": ["code", "message"],
             "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {
-                        "code": _status_schema(status),
-                        "message": {"type": "string"},
-                        "context": {},
-                    },
-                }
+                "code": _status_schema(status),
+                "message": {"type": "string"},
+                "context": {},
             },
         }
+        _with_request_id(error, request_id)
+        return {"type": "object", "required": ["error"], "properties": {"error": error}}
     if style == "bkend":
-        return {
+        document: dict[str, Any] = {
             "type": "object",
             "required": ["error", "message"],
             "properties": {"error": _CODE, "message": {"type": "string"}, "context": {}},
         }
+        return _with_request_id(document, request_id)
     if style == "problem":
-        return {
+        problem: dict[str, Any] = {
             "type": "object",
             "required": ["type", "title", "status", "detail", "code"],
             "properties": {
@@ -86,9 +88,17 @@ def envelope_schema(style: str = "dreamfactory", status: int | None = None) -> d
             },
             "additionalProperties": True,
         }
+        return _with_request_id(problem, request_id)
     raise ConfigurationError(
         f"style={style!r} has no schema; use one of {', '.join(map(repr, STYLE_NAMES))}"
     )
+
+
+def _with_request_id(schema: dict[str, Any], request_id: bool) -> dict[str, Any]:
+    if request_id:
+        schema["required"].append("request_id")
+        schema["properties"]["request_id"] = REQUEST_ID_SCHEMA
+    return schema
 
 
 def error_responses(

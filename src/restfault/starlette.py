@@ -30,14 +30,15 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._adapter import RoutedAdapter
-from ._asgi import ANSWERED_KEY, Pipeline
+from ._asgi import ANSWERED_KEY, STATE_KEY, Pipeline
 from ._core import Core
 from ._errors import BadRequestException, ConfigurationError, InvalidJsonException, RestException
 from ._http import encode_headers
+from ._observe import PlainFacts
 from ._options import Options, Unpack
 from ._render import ErrorResponse
 from ._settings import Settings
-from ._starlette_routes import Routes
+from ._starlette_routes import Answered, Routes
 from ._storage import AsyncLimiter
 
 __all__ = ["RestFault"]
@@ -68,6 +69,10 @@ class RestFault(RoutedAdapter):
         _body_limit_inside(app)
         self.install_handlers(app, top=True)
         app.state.restfault = self
+        if _is_fastapi(app):
+            from ._fastapi_openapi import install_openapi
+
+            install_openapi(app, self.core)  # its OpenAPI document tells the truth
 
     def install_handlers(self, app: Starlette, *, top: bool) -> None:
         """Answer ``app``'s errors with the envelope: the top app's, and a mounted app's."""
@@ -113,7 +118,14 @@ class RestFault(RoutedAdapter):
         if isinstance(exc, HTTPException) and exc.status_code < 400:
             # Not an error (304 Not Modified, a redirect): answered as Starlette would.
             return Response(status_code=exc.status_code, headers=exc.headers)
-        rendered, _ = self.core.render(exc, request.method, request.scope.get("path", ""))
+        facts = request.scope.get(STATE_KEY)
+        if facts is None:  # raised outside restfault's middleware (in one further out)
+            facts = PlainFacts(request.method, request.scope.get("path", ""))
+        elif not facts.admitted and await facts.pipeline.admit(facts, None):
+            # No endpoint was reached (a routing 404): admitted before the 404 is rendered
+            # and logged, as its 429 or maintenance 503 replaces it.
+            return Answered()
+        rendered, _ = self.core.render(exc, facts)
         return _response(rendered, request.method == "HEAD")
 
     async def _handle_unexpected(self, request: Request, exc: Exception) -> Response:
@@ -162,6 +174,14 @@ def _response(rendered: ErrorResponse, head: bool) -> Response:
     response = Response(b"" if head else rendered.body, status_code=rendered.status)
     response.raw_headers = encode_headers(rendered.headers)
     return response
+
+
+def _is_fastapi(app: Starlette) -> bool:
+    try:
+        from fastapi import FastAPI
+    except ImportError:
+        return False
+    return isinstance(app, FastAPI)
 
 
 def _body_limit_inside(app: Starlette) -> None:

@@ -31,8 +31,8 @@ from ._wsgi import (
     admit,
     answer,
     discard,
-    refusal,
     respond,
+    with_request_id,
 )
 
 __all__ = ["RestFaultMiddleware"]
@@ -54,7 +54,7 @@ class RestFaultMiddleware(Adapter):
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         core = self.core
-        exchange = Exchange(environ, start_response)
+        exchange = Exchange(core, environ, start_response)
 
         def hold_errors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             code = int(status.split(" ", 1)[0])
@@ -68,21 +68,29 @@ class RestFaultMiddleware(Adapter):
                 return discard
             exchange.started = True
             exchange.status = code
-            rate = core.rate_headers(exchange.verdict, time.time())
-            return start_response(status, [*headers, *rate], exc_info)
+            headers = [*headers, *core.rate_headers(exchange.verdict, time.time())]
+            if exchange.request_id is not None:
+                headers = with_request_id(core, exchange, headers)
+            return start_response(status, headers, exc_info)
 
         token = active_translations.set(core.translations)
         try:
-            if core.limited:
-                verdict = admit(core, self.limiter, exchange)
-                if verdict is not None and verdict.denied:
-                    status, headers, body = refusal(core, verdict)
-                    exchange.verdict = None  # its rate-limit headers are in ``headers``
-                    respond(core, exchange, status, headers)
-                    return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
-            result: Iterable[bytes] = self.app(environ, hold_errors)
-        except Exception as exc:
-            result = answer(core, exchange, exc)
+            # The request's id is current while the app runs (and in Body, while it
+            # produces a streamed body).
+            return exchange.run(self._call, exchange, hold_errors)
         finally:
             active_translations.reset(token)
+
+    def _call(self, exchange: Exchange, start_response: StartResponse) -> Iterable[bytes]:
+        core = self.core
+        try:
+            if core.admits:
+                answered = admit(core, self.limiter, exchange)
+                if answered is not None:  # a 429, or maintenance mode's 503
+                    status, headers, body = answered
+                    respond(core, exchange, status, headers)
+                    return [b"" if exchange.method == "HEAD" else body]
+            result: Iterable[bytes] = self.app(exchange.environ, start_response)
+        except Exception as exc:
+            result = answer(core, exchange, exc)
         return Body(core, self.limiter, result, exchange)

@@ -36,6 +36,7 @@ from restfault import (
     TooManyRequestsException,
     arun_batch,
     batch_mode,
+    current_request_id,
     raise_single_error,
     render_error,
     run_batch,
@@ -164,6 +165,19 @@ async_ids: list[int] = asyncio.run(arun_batch([{"name": "Ada"}], ainsert, mode="
 schema: dict[str, object] = envelope_schema("bkend", 404)
 responses = error_responses(404, 429, style="problem")
 document = with_error_responses({"paths": {}}, "dreamfactory")
+
+# -- request ids, maintenance mode, metrics ------------------------------------------------
+
+
+async def down_for_maintenance(request: Request) -> int | bool:
+    return 120 if request.headers.get("x-maintenance") else False
+
+
+observed = restfault.starlette.RestFault(
+    request_id_header="X-Request-ID", maintenance=down_for_maintenance, metrics=True
+)
+request_id: str | None = current_request_id()
+with_id: dict[str, object] = envelope_schema("problem", 429, request_id=True)
 
 # -- the client -----------------------------------------------------------------------------
 
