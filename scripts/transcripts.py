@@ -124,10 +124,19 @@ def filled(text: str, values: dict[str, Any]) -> str:
     return text
 
 
+def masked(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with its random values (at any depth: the dreamfactory style nests the
+    request id in ``error``) replaced by ``"<random>"``."""
+    return {
+        k: "<random>" if k in RANDOM else masked(v) if isinstance(v, dict) else v
+        for k, v in document.items()
+    }
+
+
 def answer(response: httpx.Response) -> tuple[int, object, list[str | None]]:
     body = json.loads(response.content) if response.content else None
     if isinstance(body, dict):
-        body = {k: "<random>" if k in RANDOM else v for k, v in body.items()}
+        body = masked(body)
     return response.status_code, body, [response.headers.get(h) for h in COMPARED_HEADERS]
 
 
