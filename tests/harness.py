@@ -605,7 +605,9 @@ class WsgiRouter:
         self.router = Router([])
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+        method = environ["REQUEST_METHOD"]
+        # PEP 3333: the path's bytes as latin-1 text; routes are written in UTF-8.
+        path = environ["PATH_INFO"].encode("latin-1").decode("utf-8", "replace")
         if method == "POST" and path == "/echo":
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
             raw = json_raw({"received": json.loads(body)})

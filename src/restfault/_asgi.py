@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from ._asgi_messages import (
@@ -32,76 +32,22 @@ from ._asgi_messages import (
     converted,
     header,
     joined_header,
-    route_path,
     send_envelope,
 )
+from ._asgi_state import ANSWERED_KEY, STATE_KEY, ASGIApp, RequestState
 from ._core import Core
 from ._http import is_json_media_type
-from ._limiting import PlanItem, Verdict, encode_rate_headers
+from ._limiting import Verdict, encode_rate_headers
 from ._logging import log_after_start
 from ._policies import Admission, Check, Steps
 from ._registry import NO_ENDPOINT
-from ._request_id import assign_request_id, request_id_var
+from ._request_id import request_id_var
 from ._storage import AsyncLimiter
 from ._translate import active_translations
 
-__all__ = ["ANSWERED_KEY", "STATE_KEY", "Dispatch", "Pipeline", "RequestState"]
+__all__ = ["Pipeline"]
 
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-STATE_KEY = "restfault.state"
 _PROXY_HEADERS = (b"x-forwarded-for", b"forwarded")
-# The exception restfault answered (and logged) for this request: a framework's outer
-# error handler that meets it again must neither answer nor log it a second time.
-ANSWERED_KEY = "restfault.answered"
-
-
-class RequestState:
-    """One request's facts and answers, shared by the middleware and the dispatch point."""
-
-    __slots__ = (
-        "address",
-        "admitted",
-        "began",
-        "deducts",
-        "method",
-        "path",
-        "pipeline",
-        "request",
-        "request_id",
-        "scope",
-        "send",
-        "started",
-        "status",
-        "verdict",
-    )
-
-    def __init__(self, pipeline: Pipeline, scope: Scope, send: Send) -> None:
-        self.began = time.perf_counter()
-        self.pipeline = pipeline
-        self.scope = scope
-        self.send = send  # the server's send: restfault's own answers go straight to it
-        self.method: str = scope["method"]
-        self.path = route_path(scope)  # before routing rewrites root_path (Mounts)
-        self.admitted = False
-        self.started = False
-        self.status = 0
-        self.verdict: Verdict | None = None
-        self.deducts: list[PlanItem] = []
-        self.request: Any = None
-        self.address: str | None = None
-        raw = pipeline.core.request_id_raw
-        self.request_id = assign_request_id(header(scope.get("headers", ()), raw)) if raw else None
-
-    def logged_path(self) -> str:
-        path: str = self.scope.get("path", "")  # the whole path, as access logs show it
-        return path
-
-    async def send_own(self, message: Message) -> None:
-        """Send restfault's own answer: once a start is handed over, never another."""
-        if message["type"] == "http.response.start":
-            self.started = True
-            self.status = message["status"]
-        await self.send(message)
 
 
 class Pipeline:
@@ -302,24 +248,3 @@ class Pipeline:
             extra.append(("Connection", "close"))
         await send_envelope(state.send_own, response, extra, state.method == "HEAD")
         return unexpected
-
-
-class Dispatch:
-    """Where a framework's router hands a request to ``endpoint``: the request is admitted
-    here, keyed to what the router found (path parameters included), before it runs."""
-
-    __slots__ = ("app", "endpoint")
-
-    def __init__(self, app: ASGIApp, endpoint: Any) -> None:
-        self.app = app
-        self.endpoint = endpoint
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state = scope.get(STATE_KEY)
-        if (
-            state is not None
-            and not state.admitted
-            and await state.pipeline.admit(state, self.endpoint)
-        ):
-            return
-        await self.app(scope, receive, send)

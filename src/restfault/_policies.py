@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._evaluate import ExpiryCache
+from ._inspect import Inspections
 from ._keys import address_key, client_address, safe_key
 from ._limiting import Limit, LimitOptions, PlanItem, Verdict
 from ._logging import log_safe, logger
@@ -65,11 +66,10 @@ class Admission:
 
 
 ADMITTED = Admission()
-_INSPECTED = 64  # requests per process looked at for misconfigurations (then none)
 Steps = Generator[Any, Any, Admission]
 
 
-class Policies:
+class Policies(Inspections):
     """Default, path, shared and endpoint limits, decided per request."""
 
     settings: Settings
@@ -91,43 +91,7 @@ class Policies:
         self.path_dependent = bool(self.path_rules or settings.exempt_paths)
         self._applicable: dict[tuple[EndpointRules, str], Applicable] = {}
         self._shadow_logged = ExpiryCache(4096)
-        # The first requests of each process are looked at for misconfigurations.
-        self.requests_to_inspect = _INSPECTED
-        self._warned: set[str] = set()
-        if any(network.prefixlen == 0 for network in settings.trusted_proxies):
-            self._warn(
-                "everyone",
-                "restfault: trusted_proxies=%r covers every address, so any client can pick "
-                "its own rate-limit key with X-Forwarded-For; list only your proxies' "
-                "addresses (e.g. '10.0.0.0/8')",
-                [str(n) for n in settings.trusted_proxies],
-            )
-
-    def inspect_request(self, multiprocess: bool, forwarded: bool) -> None:
-        """Warn, once each, about what the first requests show is misconfigured."""
-        self.requests_to_inspect -= 1
-        if not self.limited:
-            return
-        settings = self.settings
-        if multiprocess and settings.in_process:
-            self._warn(
-                "workers",
-                "restfault: storage_uri='memory://' while the server runs several worker "
-                "processes: each process counts apart and allows the full limit; use a "
-                "shared storage such as storage_uri='redis://host:6379'",
-            )
-        if forwarded and not settings.trusted_proxies and settings.key_func is None:
-            self._warn(
-                "proxies",
-                "restfault: requests arrive with X-Forwarded-For or Forwarded but "
-                "trusted_proxies is empty, so every client behind that proxy shares one "
-                "rate-limit budget; set trusted_proxies to your proxies' addresses",
-            )
-
-    def _warn(self, what: str, message: str, *args: Any) -> None:
-        if what not in self._warned:
-            self._warned.add(what)
-            logger.warning(message, *args)
+        Inspections.__init__(self, settings)
 
     @property
     def limited(self) -> bool:

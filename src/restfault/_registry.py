@@ -157,7 +157,7 @@ class Registry:
         number = 1
         while self._scopes.setdefault(name, endpoint) is not endpoint:
             number += 1
-            name = f"{base}#{number}"
+            name = f"{base}~{number}"
         return name
 
     def rule(self, spec: LimitSpec, scope: str, options: LimitOptions, option: str) -> Rule:

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
 
-from ._asgi import STATE_KEY, Dispatch
+from ._asgi_state import STATE_KEY, Dispatch
 from ._logging import logger
 from ._registry import endpoint_name, reachable
 

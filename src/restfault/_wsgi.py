@@ -76,8 +76,15 @@ class Exchange:
         self.request_id = assign_request_id(environ.get(name)) if name else None
 
     def logged_path(self) -> str:
+        return self.path()
+
+    def path(self) -> str:
+        """The request's path as text: PEP 3333 hands its bytes over as latin-1, and most
+        clients send UTF-8 (so ``path_limits`` and ``exempt_paths`` match as written)."""
         path: str = self.environ.get("PATH_INFO", "")
-        try:  # PEP 3333: the path's bytes as latin-1; most clients send UTF-8
+        if path.isascii():
+            return path
+        try:
             return path.encode("latin-1").decode("utf-8")
         except UnicodeError:
             return path
@@ -116,7 +123,7 @@ def admit(
 
     steps = core.admit(
         exchange.method,
-        environ.get("PATH_INFO", ""),
+        exchange.path(),
         endpoint,
         address,
         request or (lambda: environ),

@@ -15,7 +15,8 @@ connection. The machinery is the private ASGI driver, ``restfault._asgi``.
 from __future__ import annotations
 
 from ._adapter import Adapter
-from ._asgi import ASGIApp, Pipeline
+from ._asgi import Pipeline
+from ._asgi_state import ASGIApp
 from ._core import Core
 from ._options import Options, Unpack
 from ._settings import Settings

@@ -30,7 +30,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._adapter import RoutedAdapter
-from ._asgi import ANSWERED_KEY, STATE_KEY, Pipeline
+from ._asgi import Pipeline
+from ._asgi_state import ANSWERED_KEY, STATE_KEY
 from ._core import Core
 from ._errors import BadRequestException, ConfigurationError, InvalidJsonException, RestException
 from ._http import encode_headers

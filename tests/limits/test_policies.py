@@ -485,3 +485,19 @@ def test_a_limit_needs_a_value_and_a_shared_limit_a_scope(cls: Any) -> None:
     for scope in ("", None, 3):
         with pytest.raises(ConfigurationError, match=r"scope=.* must be a non-empty string"):
             rf.shared_limit("1/minute", scope)
+
+
+def test_path_limits_and_exempt_paths_match_non_ascii_paths(rate_limited: MakeHarness) -> None:
+    """PEP 3333 hands a path's bytes over as latin-1 text; limits are written in UTF-8."""
+    app = rate_limited(
+        default_limits="1/minute",
+        path_limits={"/café/": "1/minute"},
+        exempt_paths=["/santé"],
+    )
+    app.route("/café/menu")(ok)
+    app.route("/santé")(ok)
+    assert statuses(app.many("/santé", 3)) == [200, 200, 200]
+    assert app.get("/café/menu").status == 200
+    denied = app.get("/café/menu")
+    assert denied.status == 429
+    assert denied.rate()[0] == 1
