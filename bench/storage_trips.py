@@ -88,10 +88,19 @@ def variants() -> list[tuple[str, str, Callable[[], Any]]]:
     def lazy(builder: Callable[..., Callable[[], Any]], **options: Any) -> Callable[[], Any]:
         return lambda: builder(storage_uri=uri(), default_limits=apps.GENEROUS, **options)()
 
+    def denied(builder: Callable[..., Callable[[], Any]], strategy: str) -> Callable[[], Any]:
+        # One request a day: spent by the warm-up, denied for every measured request.
+        return lambda: builder(storage_uri=uri(), default_limits="1/day", strategy=strategy)()
+
+    def two_limits(builder: Callable[..., Callable[[], Any]]) -> Callable[[], Any]:
+        return lambda: builder(storage_uri=uri(), default_limits=[apps.GENEROUS, "1000000/hour"])()
+
     result: list[tuple[str, str, Callable[[], Any]]] = []
     for kind, builder in (("asgi", rf_asgi), ("wsgi", rf_wsgi)):
         for strategy in ("fixed-window", "moving-window", "sliding-window-counter"):
             result.append((kind, f"restfault {strategy}", lazy(builder, strategy=strategy)))
+            result.append((kind, f"restfault {strategy} denied", denied(builder, strategy)))
+        result.append((kind, "restfault fixed-window, 2 limits", two_limits(builder)))
     result.append(
         ("asgi", "slowapi-decorator", apps.starlette_slowapi("decorator", storage="redis"))
     )
