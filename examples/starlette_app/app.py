@@ -1,9 +1,9 @@
-"""restfault's example on Starlette: the data API of ``examples/domain.py``.
+"""restfault's example on Starlette: the data API of ``examples/domain/``.
 
     python examples/starlette_app/app.py            # or: uvicorn examples.starlette_app.app:app
 
 Settings are the environment variables of shared/EXAMPLES.md, read by ``create_app()``
-(``examples/domain.py``'s ``Settings``); ``HOST`` and ``PORT`` say where running the file
+(``examples/domain/``'s ``Settings``); ``HOST`` and ``PORT`` say where running the file
 listens. ``examples/flask_app/app.py`` is the same API on Flask, answering alike.
 """
 
