@@ -51,9 +51,11 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-# The whole suite, with branch coverage held to fail_under in pyproject.toml.
+# The whole suite, with branch coverage held to fail_under in pyproject.toml; two worker
+# processes (PYTEST_WORKERS), as the machines it runs on have two cores.
+PYTEST_WORKERS ?= 2
 pytest: install services
-	$(VENV)/bin/pytest --cov --cov-report=term --cov-branch
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --cov --cov-report=term --cov-branch
 
 # The unit tests (no real servers) on Python 3.10, the oldest Python restfault supports, in
 # .venv310. .ci/test-py310 finds the interpreter (PY310=..., python3.10, pyenv's, uv's);
