@@ -161,7 +161,10 @@ class Policies(Inspections):
         self, applicable: Applicable, address: Callable[[], str], request: Callable[[], Any]
     ) -> Generator[Any, Any, list[PlanItem]]:
         """Each limit's storage key and cost for this request, calling the app's callables
-        (``key_func``, limit values, per-limit ``key_func`` and ``cost``) as needed."""
+        (``key_func``, limit values, per-limit ``key_func`` and ``cost``) as needed.
+
+        A ``key_func`` — the option's or a limit's own — that returns ``None`` keys the
+        request by the client's address (trusted proxies and IPv6 subnets applied)."""
         if applicable.simple is not None:
             return simple_plan(applicable.simple, address())
         custom_key: str | None = None
@@ -181,8 +184,7 @@ class Policies(Inspections):
                 key = client_key
                 if options.key_func is not None:
                     custom = yield options.key_func(request())
-                    if custom is not None:
-                        key = safe_key(custom)
+                    key = address() if custom is None else safe_key(custom)
                 cost = options.cost
                 if callable(cost):
                     cost = checked_cost((yield cost(request())))

@@ -501,3 +501,21 @@ def test_path_limits_and_exempt_paths_match_non_ascii_paths(rate_limited: MakeHa
     denied = app.get("/café/menu")
     assert denied.status == 429
     assert denied.rate()[0] == 1
+
+
+@pytest.mark.parametrize("adapter", ENDPOINT_ADAPTERS)
+def test_a_limit_key_func_returning_none_keys_by_the_client_address(
+    rate_limited: MakeHarness,
+) -> None:
+    """The option's key_func keys requests by user; the login limit, by address whatever
+    the user (a None from its key_func), as failed-login limits are."""
+
+    def by_address(request: Any) -> None:
+        return None
+
+    app = rate_limited(key_func=lambda request: header_of(request, "x-user"))
+    app.route("/signin", limits=[RouteLimit("2/minute", key_func=by_address)])(ok)
+    replies = [app.get("/signin", headers={"X-User": user}) for user in ("a", "b", "c")]
+    assert statuses(replies) == [200, 200, 429]
+    app.peer = "192.0.2.99"  # another address: a budget of its own
+    assert app.get("/signin", headers={"X-User": "a"}).status == 200
