@@ -37,7 +37,7 @@ from ._asgi_messages import (
 from ._asgi_state import ANSWERED_KEY, STATE_KEY, ASGIApp, RequestState
 from ._core import Core
 from ._http import is_json_media_type
-from ._limiting import Verdict, encode_rate_headers
+from ._limiting import Verdict
 from ._logging import log_after_start
 from ._policies import Admission, Check, Steps
 from ._registry import NO_ENDPOINT
@@ -71,11 +71,15 @@ class Pipeline:
         self.limiter = limiter
         self.request_factory = request_factory
         self.routed = routed
+        # Called first on every HTTP request (the Starlette adapter's route walk).
+        self.prepare: Callable[[], None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.prepare is not None:
+            self.prepare()
         core = self.core
         state = RequestState(self, scope, send)
         outer = scope.get(STATE_KEY)  # another restfault further out (a mounted sub-app's)
@@ -157,22 +161,27 @@ class Pipeline:
         rules = (
             core.registry.for_endpoint(endpoint, method) if endpoint is not None else NO_ENDPOINT
         )
-        steps = core.admit(
-            method,
-            state.path,
-            rules,
-            lambda: self.address(state),
-            lambda: self.request(state),
-            time.time,
-        )
-        admission = await self._drive(steps)
-        if admission.unavailable is not None:
-            response = core.unavailable(admission.unavailable, state)
-            await send_envelope(state.send_own, response, [], method == "HEAD")
-            return True
-        state.verdict = admission.verdict
+        planned = core.plan_at_once(method, state.path, rules, lambda: self.address(state))
+        if planned is not None:
+            applicable, plan = planned
+            verdict = await self.limiter.check(plan) if plan else None
+            admission = core.admitted(applicable, plan, verdict, time.time)
+        else:
+            steps = core.admit(
+                method,
+                state.path,
+                rules,
+                lambda: self.address(state),
+                lambda: self.request(state),
+                time.time,
+            )
+            admission = await self._drive(steps)
+            if admission.unavailable is not None:
+                response = core.unavailable(admission.unavailable, state)
+                await send_envelope(state.send_own, response, [], method == "HEAD")
+                return True
+        verdict = state.verdict = admission.verdict
         state.deducts = admission.deducts
-        verdict = admission.verdict
         if verdict is not None and verdict.denied:
             await self.refuse(state, verdict)
             return True
@@ -213,8 +222,8 @@ class Pipeline:
     async def refuse(self, state: RequestState, verdict: Verdict) -> None:
         """Answer the 429 of ``verdict``: its envelope rendered once per code, with this
         request's Retry-After and rate-limit headers."""
-        denial, extra = self.core.refusal(verdict, state, time.time())
-        headers = [*denial.raw_headers, *encode_rate_headers(extra)]
+        denial, extra = self.core.raw_refusal(verdict, state, time.time())
+        headers = [*denial.raw_headers, *extra]
         body = b"" if state.method == "HEAD" else denial.body
         await state.send_own({"type": "http.response.start", "status": 429, "headers": headers})
         await state.send_own({"type": "http.response.body", "body": body})
@@ -229,7 +238,7 @@ class Pipeline:
         """The headers restfault adds to the app's response: rate limits, and the request
         id unless the app (or a restfault further in) has set it already."""
         core = self.core
-        extra = encode_rate_headers(core.rate_headers(state.verdict, time.time()))
+        extra = core.raw_rate_headers(state.verdict, time.time())
         if state.request_id is not None and header(sent, core.request_id_raw) is None:
             extra.append((core.request_id_raw, state.request_id.encode("ascii")))
         return extra

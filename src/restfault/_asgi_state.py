@@ -8,7 +8,7 @@ adapter where the router calls an endpoint, so the request is admitted there.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._asgi_messages import Message, Receive, Scope, Send, header, route_path
@@ -58,7 +58,7 @@ class RequestState:
         self.started = False
         self.status = 0
         self.verdict: Verdict | None = None
-        self.deducts: list[PlanItem] = []
+        self.deducts: Sequence[PlanItem] = ()
         self.request: Any = None
         self.address: str | None = None
         raw = pipeline.core.request_id_raw

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from ._denial import Denial, Denials
 from ._errors import ServiceUnavailableException
-from ._limiting import Verdict, rate_header_values
+from ._limiting import Verdict, rate_header_values, raw_rate_header_values
 from ._logging import logger
 from ._observe import Facts, Reporter
 from ._policies import Policies
@@ -78,6 +78,15 @@ class Core(Policies):
             verdict, now, legacy=settings.headers_enabled, ietf=settings.ietf_headers
         )
 
+    def raw_rate_headers(self, verdict: Verdict | None, now: float) -> list[tuple[bytes, bytes]]:
+        """``rate_headers`` as ASGI header pairs."""
+        if verdict is None:
+            return []
+        settings = self.settings
+        return raw_rate_header_values(
+            verdict, now, legacy=settings.headers_enabled, ietf=settings.ietf_headers
+        )
+
     @property
     def admits(self) -> bool:
         """Whether requests are admitted at all: limits, or maintenance mode, to decide."""
@@ -101,16 +110,32 @@ class Core(Policies):
         callable style renders each one itself) with the request's id spliced in, and
         this request's own headers: ``Retry-After``, the rate-limit headers and its id.
         Logged once per client key and limit until its reset."""
-        request_id = facts.request_id
-        denial = self.denials.denial(verdict, request_id, now)
-        self.reporter.denied(facts, verdict, denial.code, now)
+        denial = self._denial(verdict, facts, now)
         extra = [
             ("Retry-After", str(self.retry_after(verdict, now))),
             *self.rate_headers(verdict, now),
+            *self.id_headers(facts.request_id),
         ]
-        if request_id is not None and self.request_id_header is not None:
-            extra.append((self.request_id_header, request_id))
         return denial, extra
+
+    def raw_refusal(
+        self, verdict: Verdict, facts: Facts, now: float
+    ) -> tuple[Denial, list[tuple[bytes, bytes]]]:
+        """``refusal`` with its headers as ASGI pairs."""
+        denial = self._denial(verdict, facts, now)
+        extra = [
+            (b"retry-after", b"%d" % self.retry_after(verdict, now)),
+            *self.raw_rate_headers(verdict, now),
+        ]
+        request_id = facts.request_id
+        if request_id is not None and self.request_id_raw:
+            extra.append((self.request_id_raw, request_id.encode("ascii")))
+        return denial, extra
+
+    def _denial(self, verdict: Verdict, facts: Facts, now: float) -> Denial:
+        denial = self.denials.denial(verdict, facts.request_id, now)
+        self.reporter.denied(facts, verdict, denial.code, now)
+        return denial
 
     def unavailable(self, seconds: int, facts: Facts) -> ErrorResponse:
         """The 503 of maintenance mode (logged at INFO: it was asked for), its

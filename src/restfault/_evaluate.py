@@ -39,6 +39,7 @@ __all__ = [
     "KnownEnds",
     "deduct",
     "evaluate",
+    "evaluate_in_process",
     "known_denial",
 ]
 
@@ -142,14 +143,76 @@ def evaluate(plan: Sequence[PlanItem], how: Evaluation, now: float) -> Steps:
             decision.reset = yield from _block(item, how, now)
         decisions.append(decision)
         refused = refused or (limit.enforce and not decision.allowed)
-    verdict = Verdict.of(decisions)
+    return _verdict(plan, decisions, denials, now)
+
+
+class FixedCounters(Protocol):
+    """The in-process storage's fixed windows, asked without any operation object."""
+
+    def hit_fixed(self, key: str, expiry: float, amount: int = 1) -> tuple[int, float]: ...
+    def peek_fixed(self, key: str) -> tuple[int, float]: ...
+
+
+def evaluate_in_process(
+    plan: Sequence[PlanItem], counters: FixedCounters, how: Evaluation, now: float
+) -> Verdict | None:
+    """``evaluate`` for the commonest plan, called directly on the in-process storage:
+    fixed windows, every limit plain (no ``block_for``, no ``deduct_when``). The same
+    decisions as ``evaluate`` (hit in plan order until one refuses, the rest only read; a
+    spent key remembered as denied), without a generator or an operation object per
+    limit. None for any other plan."""
+    if how.strategy != "fixed-window":
+        return None
+    for item in plan:
+        if not item.limit.plain:
+            return None
+    decisions: list[RateLimitDecision] = []
+    refused = False
+    for item in plan:
+        limit = item.limit
+        amount = limit.amount
+        if refused:
+            count, end = counters.peek_fixed(item.key)
+            allowed = count < amount
+            if not count:
+                end = now + limit.window
+        else:
+            count, end = counters.hit_fixed(item.key, limit.window, item.cost)
+            allowed = count <= amount
+            refused = limit.enforce and not allowed
+        remaining = amount - count if count < amount else 0
+        decision = RateLimitDecision(
+            allowed,
+            amount,
+            remaining,
+            end,
+            limit.window,
+            limit.scope,
+            limit.code,
+            limit.name,
+            item.cost,
+            limit.enforce,
+            item.key,
+        )
+        if not remaining and limit.enforce:  # spent: nothing passes until its end
+            how.denials.set(item.key, end, now)
+        decisions.append(decision)
+    if len(decisions) == 1:
+        return Verdict(decisions, decision, refused)
+    return Verdict.of(decisions)
+
+
+def _verdict(
+    plan: Sequence[PlanItem], decisions: list[RateLimitDecision], denials: DenialCache, now: float
+) -> Verdict:
+    """The verdict of a request's decisions; a key now spent is remembered as denied."""
     for item, decision in zip(plan, decisions, strict=True):
         # Nothing passes until then. A penalty starts with a refused request, in the
         # storage where every process sees it: a spent window alone is not cached for it.
         penalty = item.limit.options.block_for is not None
         if decision.enforced and decision.remaining <= 0 and not (penalty and decision.allowed):
             denials.set(item.key, decision.reset, now)
-    return verdict
+    return Verdict.of(decisions)
 
 
 def known_denial(plan: Sequence[PlanItem], denials: DenialCache, now: float) -> Verdict | None:

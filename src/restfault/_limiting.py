@@ -26,6 +26,7 @@ __all__ = [
     "encode_rate_headers",
     "policy_name",
     "rate_header_values",
+    "raw_rate_header_values",
     "sf_string",
 ]
 
@@ -61,6 +62,8 @@ class Limit:
     fixed_cost: int = field(init=False)  # the cost when it is not a callable (else 0)
     # No deduct_when, no block_for: counted on admission, nothing else to ask.
     plain: bool = field(init=False)
+    code: str | None = field(init=False)
+    enforce: bool = field(init=False)
 
     def __post_init__(self) -> None:
         options = self.options
@@ -71,6 +74,8 @@ class Limit:
         set_(self, "fixed_cost", 0 if callable(cost) else cost)
         set_(self, "simple", options.key_func is None and not callable(cost))
         set_(self, "plain", options.deduct_when is None and options.block_for is None)
+        set_(self, "code", options.code)
+        set_(self, "enforce", options.enforce)
 
     @classmethod
     def build_all(
@@ -97,14 +102,6 @@ class Limit:
                 )
             built.append(cls(item, scope, options, prefix, name))
         return tuple(built)
-
-    @property
-    def code(self) -> str | None:
-        return self.options.code
-
-    @property
-    def enforce(self) -> bool:
-        return self.options.enforce
 
     def storage_key(self, client_key: str) -> str:
         return self.storage_prefix + client_key
@@ -174,7 +171,7 @@ class Verdict:
     def of(cls, decisions: list[RateLimitDecision]) -> Verdict:
         if len(decisions) == 1:  # most requests: one limit applies
             decision = decisions[0]
-            return cls(decisions, decision, denied=decision.enforced and not decision.allowed)
+            return cls(decisions, decision, decision.enforced and not decision.allowed)
         breached = [d for d in decisions if d.enforced and not d.allowed]
         if breached:
             holding = [d for d in decisions if d.enforced and d.exhausted]
@@ -241,20 +238,49 @@ def rate_header_values(
     reported = verdict.reported
     result: list[tuple[str, str]] = []
     if legacy and reported is not None:
+        limit, remaining, reset = _legacy_numbers(reported)
         result += [
-            ("X-RateLimit-Limit", str(reported.limit)),
-            ("X-RateLimit-Remaining", str(max(0, reported.remaining))),
-            ("X-RateLimit-Reset", str(math.ceil(reported.reset))),
+            ("X-RateLimit-Limit", str(limit)),
+            ("X-RateLimit-Remaining", str(remaining)),
+            ("X-RateLimit-Reset", str(reset)),
         ]
     if ietf and verdict.decisions:
-        policies, states = [], []
-        for decision in verdict.decisions:
-            name = sf_string(decision.policy or decision.scope)
-            policies.append(f"{name};q={decision.limit};w={decision.window}")
-            reset_in = max(0, math.ceil(decision.reset - now))
-            states.append(f"{name};r={max(0, decision.remaining)};t={reset_in}")
-        result += [("RateLimit-Policy", ", ".join(policies)), ("RateLimit", ", ".join(states))]
+        result += _ietf_values(verdict, now)
     return result
+
+
+def raw_rate_header_values(
+    verdict: Verdict, now: float, *, legacy: bool = True, ietf: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """``rate_header_values`` as ASGI header pairs: the same numbers and strings, written
+    as bytes (the legacy fields without a detour through ``str``)."""
+    reported = verdict.reported
+    raw: list[tuple[bytes, bytes]] = []
+    if legacy and reported is not None:
+        limit, remaining, reset = _legacy_numbers(reported)
+        raw = [
+            (b"x-ratelimit-limit", b"%d" % limit),
+            (b"x-ratelimit-remaining", b"%d" % remaining),
+            (b"x-ratelimit-reset", b"%d" % reset),
+        ]
+    if ietf and verdict.decisions:
+        raw += encode_rate_headers(_ietf_values(verdict, now))
+    return raw
+
+
+def _legacy_numbers(reported: RateLimitDecision) -> tuple[int, int, int]:
+    """``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (epoch seconds, rounded up)."""
+    return reported.limit, max(0, reported.remaining), math.ceil(reported.reset)
+
+
+def _ietf_values(verdict: Verdict, now: float) -> list[tuple[str, str]]:
+    policies, states = [], []
+    for decision in verdict.decisions:
+        name = sf_string(decision.policy or decision.scope)
+        policies.append(f"{name};q={decision.limit};w={decision.window}")
+        reset_in = max(0, math.ceil(decision.reset - now))
+        states.append(f"{name};r={max(0, decision.remaining)};t={reset_in}")
+    return [("RateLimit-Policy", ", ".join(policies)), ("RateLimit", ", ".join(states))]
 
 
 class _RawNames(dict[str, bytes]):

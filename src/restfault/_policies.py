@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._evaluate import ExpiryCache
@@ -43,6 +43,8 @@ class Applicable:
     simple: tuple[Limit, ...] | None
     # Some limit is counted only after the response (``deduct_when``).
     deducts: bool = False
+    # Some limit runs in shadow mode (``enforce=False``): its verdicts are observed.
+    shadow: bool = False
 
 
 NOTHING = Applicable((), ())
@@ -60,7 +62,7 @@ class Admission:
     limit applied), and the limits to count once the response's status is known."""
 
     verdict: Verdict | None = None
-    deducts: list[PlanItem] = field(default_factory=list)
+    deducts: Sequence[PlanItem] = ()
     # Maintenance mode answers the request 503 with this Retry-After (no limit counted).
     unavailable: int | None = None
 
@@ -144,7 +146,8 @@ class Policies(Inspections):
             if all(limit.simple for limit in flat):
                 simple = flat
         deducts = any(r.options.deduct_when is not None for r in rules)
-        return Applicable(tuple(rules), simple, deducts)
+        shadow = any(not r.options.enforce for r in rules)
+        return Applicable(tuple(rules), simple, deducts, shadow)
 
     # -- the plan: storage keys and costs -----------------------------------------------
 
@@ -216,9 +219,40 @@ class Policies(Inspections):
         else:
             plan = yield from self.plan(applicable, address, request)
         verdict: Verdict | None = yield Check(plan)
-        if verdict is None:  # on_storage_error="allow" during an outage
+        return self.admitted(applicable, plan, verdict, now)
+
+    def plan_at_once(
+        self, method: str, path: str, endpoint: EndpointRules, address: Callable[[], str]
+    ) -> tuple[Applicable, list[PlanItem]] | None:
+        """What ``admit`` decides before its ``Check``, when that needs no callable of the
+        app: no maintenance mode, every applicable limit static, keyed by the client's
+        address, of fixed cost (most requests). Then the driver checks the plan (unless it
+        is empty) and asks ``admitted``; None when ``admit`` must run."""
+        if self.settings.maintenance is not None:
+            return None
+        applicable = self.applicable(method, path, endpoint)
+        limits = applicable.simple
+        if limits is None:
+            return None
+        if not limits:
+            return applicable, []
+        client_key = address()
+        return applicable, [
+            PlanItem(x, x.storage_prefix + client_key, x.fixed_cost) for x in limits
+        ]
+
+    def admitted(
+        self,
+        applicable: Applicable,
+        plan: list[PlanItem],
+        verdict: Verdict | None,
+        now: Callable[[], float],
+    ) -> Admission:
+        """The admission of a checked plan; ``verdict`` is None when no limit was counted
+        (nothing applied, or ``on_storage_error="allow"`` during an outage)."""
+        if verdict is None:
             return ADMITTED
-        if self.metrics is not None or self.has_shadow:  # metrics off: one flag checked
+        if self.metrics is not None or applicable.shadow:
             self.observe(verdict, now())
         if applicable.deducts and not verdict.denied:
             deducts = [item for item in plan if item.limit.options.deduct_when is not None]
@@ -226,7 +260,7 @@ class Policies(Inspections):
         return Admission(verdict)
 
     @staticmethod
-    def counted_after(deducts: list[PlanItem], status: int) -> list[PlanItem]:
+    def counted_after(deducts: Sequence[PlanItem], status: int) -> list[PlanItem]:
         """The ``deduct_when`` limits a response of ``status`` counts on."""
         counted = []
         for item in deducts:

@@ -24,7 +24,14 @@ from typing import Any, Generic, TypeVar
 
 from ._backends import aclose_storage, build_async_storage, build_sync_storage, redacted_uri
 from ._errors import ConfigurationError, ServiceUnavailableException
-from ._evaluate import Evaluation, ExpiryCache, deduct, evaluate, known_denial
+from ._evaluate import (
+    Evaluation,
+    ExpiryCache,
+    deduct,
+    evaluate,
+    evaluate_in_process,
+    known_denial,
+)
 from ._limiting import PlanItem, Verdict
 from ._logging import logger
 from ._memory import InProcessStorage
@@ -134,6 +141,14 @@ class _Limiter(Generic[S]):
         storage, evaluation = self._fallback
         return run(storage, steps(evaluation))
 
+    def _in_process(self, local: InProcessStorage, plan: Sequence[PlanItem]) -> Verdict:
+        """The evaluation on ``memory://``: dict work under a lock held for microseconds,
+        no I/O, so nothing to await or to time out (the commonest plan without a generator)."""
+        now = time.time()
+        how = self.evaluation
+        verdict = evaluate_in_process(plan, local, how, now)
+        return verdict if verdict is not None else run(local, evaluate(plan, how, now))
+
     def _steps(self, plan: Sequence[PlanItem]) -> Callable[[Evaluation], Steps[Verdict]]:
         now = time.time()
         return lambda evaluation: evaluate(plan, evaluation, now)
@@ -154,6 +169,8 @@ class SyncLimiter(_Limiter[SyncStorage]):
         denials = self.evaluation.denials
         if denials and (known := known_denial(plan, denials, time.time())):
             return known
+        if self.local is not None:
+            return self._in_process(self.local, plan)
         return self._call(self._steps(plan), None)
 
     def deduct(self, items: Sequence[PlanItem]) -> None:
@@ -198,8 +215,8 @@ class AsyncLimiter(_Limiter[AsyncStorage]):
         denials = self.evaluation.denials
         if denials and (known := known_denial(plan, denials, time.time())):
             return known
-        if self.local is not None:  # dict work under a lock held for microseconds: no I/O
-            return run(self.local, evaluate(plan, self.evaluation, time.time()))
+        if self.local is not None:
+            return self._in_process(self.local, plan)
         return await self._call(self._steps(plan), None)
 
     async def deduct(self, items: Sequence[PlanItem]) -> None:

@@ -13,7 +13,7 @@ once the response is done.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ._core import Core
@@ -71,7 +71,7 @@ class Exchange:
         self.held: tuple[int, list[tuple[str, str]]] | None = None
         self.started = False
         self.status = 0
-        self.deducts: list[PlanItem] = []
+        self.deducts: Sequence[PlanItem] = ()
         name = core.request_id_environ
         self.request_id = assign_request_id(environ.get(name)) if name else None
 
@@ -187,7 +187,7 @@ def finish(core: Core, limiter: SyncLimiter, exchange: Exchange) -> None:
     if not (exchange.deducts and exchange.status):
         return
     counted = core.counted_after(exchange.deducts, exchange.status)
-    exchange.deducts = []
+    exchange.deducts = ()
     if counted:
         limiter.deduct(counted)
 

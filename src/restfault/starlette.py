@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from ._adapter import RoutedAdapter
 from ._asgi import Pipeline
@@ -165,10 +165,7 @@ class _StarlettePipeline(Pipeline):
             app, restfault.core, restfault.limiter, request_factory=Request, routed=True
         )
         self.routes = Routes(restfault, routed_app)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.routes.prepare()
-        await super().__call__(scope, receive, send)
+        self.prepare = self.routes.prepare
 
 
 def _response(rendered: ErrorResponse, head: bool) -> Response:

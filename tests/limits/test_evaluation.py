@@ -4,6 +4,7 @@ windows and header values (the sans-IO seam, driven here by hand)."""
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Generator
 from typing import Any
 
@@ -15,6 +16,7 @@ from restfault._evaluate import (
     ExpiryCache,
     deduct,
     evaluate,
+    evaluate_in_process,
     known_denial,
     sliding_window_stats,
 )
@@ -199,6 +201,68 @@ def test_evaluation_against_the_in_process_storage(strategy: str) -> None:
         (False, 0),
         (True, 0),
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "cost", "options"),
+    [
+        ("3/minute", 1, {}),
+        ("3/minute", 2, {}),
+        ("2/minute;5/hour", 1, {}),  # the minute refuses: the hour is read, not charged
+        ("5/hour;2/minute", 1, {}),
+        ("2/minute;3/minute", 1, {}),
+        ("2/minute", 1, {"enforce": False}),  # shadow mode: counted, never refused
+    ],
+)
+def test_the_in_process_shortcut_decides_as_the_evaluation(
+    value: str, cost: int, options: dict[str, Any]
+) -> None:
+    """``memory://`` with plain fixed windows skips the generator: same verdicts, same
+    counts, same denials remembered, request after request."""
+    items = plan(value, cost=cost, **options)
+    direct, driven = InProcessStorage(), InProcessStorage()
+    direct_how = Evaluation("fixed-window", direct.known_ends, ExpiryCache())
+    driven_how = Evaluation("fixed-window", driven.known_ends, ExpiryCache())
+    for _ in range(7):
+        now = time.time()
+        fast = evaluate_in_process(items, direct, direct_how, now)
+        slow = run(driven, evaluate(items, driven_how, now))
+        assert fast is not None
+        assert fast.denied == slow.denied
+        for mine, theirs in zip(fast.decisions, slow.decisions, strict=True):
+            assert (mine.allowed, mine.remaining, mine.limit, mine.policy, mine.key) == (
+                theirs.allowed,
+                theirs.remaining,
+                theirs.limit,
+                theirs.policy,
+                theirs.key,
+            )
+            assert mine.reset == pytest.approx(theirs.reset, abs=0.5)
+        assert [direct.peek_fixed(i.key)[0] for i in items] == [
+            driven.peek_fixed(i.key)[0] for i in items
+        ]
+        assert {i.key: direct_how.denials.get(i.key, now) is not None for i in items} == {
+            i.key: driven_how.denials.get(i.key, now) is not None for i in items
+        }
+
+
+@pytest.mark.parametrize(
+    ("strategy", "options"),
+    [
+        ("moving-window", {}),
+        ("fixed-window", {"block_for": 60}),
+        ("fixed-window", {"deduct_when": bool}),
+    ],
+)
+def test_the_in_process_shortcut_leaves_other_plans_to_the_evaluation(
+    strategy: str, options: dict[str, Any]
+) -> None:
+    storage = InProcessStorage()
+    evaluation = Evaluation(strategy, storage.known_ends, ExpiryCache())
+    assert (
+        evaluate_in_process(plan("2/minute", strategy, **options), storage, evaluation, NOW) is None
+    )
+    assert len(storage) == 0  # nothing was counted
 
 
 def test_deduct_when_limits_are_read_on_admission_and_counted_after() -> None:
