@@ -35,6 +35,7 @@ __all__ = [
     "discard",
     "finish",
     "respond",
+    "response_headers",
     "with_request_id",
 ]
 
@@ -121,18 +122,18 @@ def admit(
             environ.get("REMOTE_ADDR"), lambda: environ.get("HTTP_X_FORWARDED_FOR")
         )
 
-    steps = core.admit(
-        exchange.method,
-        exchange.path(),
-        endpoint,
-        address,
-        request or (lambda: environ),
-        time.time,
-    )
-    admission = _drive(steps, limiter)
-    if admission.unavailable is not None:
-        response = core.unavailable(admission.unavailable, exchange)
-        return response.status, response.headers, response.body
+    method, path = exchange.method, exchange.path()
+    planned = core.plan_at_once(method, path, endpoint, address)
+    if planned is not None:
+        applicable, plan = planned
+        checked = limiter.check(plan) if plan else None
+        admission = core.admitted(applicable, plan, checked, time.time)
+    else:
+        steps = core.admit(method, path, endpoint, address, request or (lambda: environ), time.time)
+        admission = _drive(steps, limiter)
+        if admission.unavailable is not None:
+            response = core.unavailable(admission.unavailable, exchange)
+            return response.status, response.headers, response.body
     verdict = exchange.verdict = admission.verdict
     exchange.deducts = admission.deducts
     if verdict is None or not verdict.denied:
@@ -166,6 +167,18 @@ def respond(
     if exchange.request_id is not None:
         headers = with_request_id(core, exchange, headers)
     exchange.start_response(status_line(status), clean_headers(headers), exc_info)
+
+
+def response_headers(
+    core: Core, exchange: Exchange, headers: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The app's response headers and what restfault adds to them: the rate-limit headers
+    and the request's id (unless the app set it)."""
+    if exchange.verdict is not None:
+        headers = [*headers, *core.rate_headers(exchange.verdict, time.time())]
+    if exchange.request_id is not None:
+        headers = with_request_id(core, exchange, headers)
+    return headers
 
 
 def with_request_id(

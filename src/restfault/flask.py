@@ -13,14 +13,14 @@
 One error handler for ``Exception`` catches routing 404/405, werkzeug's HTTP errors (415,
 400 from ``get_json()``...), RestExceptions, translated and unexpected exceptions, so the
 answer is the same whether ``TESTING``, ``DEBUG`` or ``PROPAGATE_EXCEPTIONS`` is on or off.
-Limits are decided in ``before_request``, once Flask's router has matched the view;
-headers are added in ``after_request``, which Flask runs for error responses too. The
-machinery is the private WSGI driver, ``restfault._wsgi``.
+Limits are decided in ``before_request``, once Flask's router has matched the view; a
+view's own text error is made the envelope in ``after_request``; the rate-limit headers
+and the request id are added where the response starts (``start_response``), as the WSGI
+middleware adds them. The machinery is the private WSGI driver, ``restfault._wsgi``.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, request
@@ -36,7 +36,7 @@ from ._registry import NO_ENDPOINT, EndpointRules, endpoint_name, reachable
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import active_translations, http_exception
-from ._wsgi import EXCHANGE_KEY, Body, Exchange, admit, answer
+from ._wsgi import EXCHANGE_KEY, Body, Exchange, admit, answer, response_headers
 
 __all__ = ["RestFault"]
 
@@ -76,6 +76,7 @@ class RestFault(RoutedAdapter):
             def passed_on(status: str, headers: Any, exc_info: Any = None) -> Any:
                 exchange.started = True
                 exchange.status = int(status.split(" ", 1)[0])
+                headers = response_headers(core, exchange, headers)
                 return start_response(status, headers, exc_info)
 
             token = active_translations.set(core.translations)
@@ -161,14 +162,6 @@ class RestFault(RoutedAdapter):
             # the status and headers kept, as the ASGI and WSGI middlewares answer.
             rest = http_exception(response.status_code, None, response.headers.items())
             response = self._handle(rest)
-        exchange: Exchange | None = request.environ.get(EXCHANGE_KEY)
-        if exchange is not None:
-            core = self.core
-            if exchange.verdict is not None:
-                response.headers.extend(core.rate_headers(exchange.verdict, time.time()))
-            name, request_id = core.request_id_header, exchange.request_id
-            if name is not None and request_id is not None and name not in response.headers:
-                response.headers[name] = request_id
         return response
 
     def _handle(self, exc: Exception) -> WerkzeugResponse:

@@ -12,7 +12,6 @@ machinery is the private WSGI driver, ``restfault._wsgi``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,7 +31,7 @@ from ._wsgi import (
     answer,
     discard,
     respond,
-    with_request_id,
+    response_headers,
 )
 
 __all__ = ["RestFaultMiddleware"]
@@ -68,10 +67,7 @@ class RestFaultMiddleware(Adapter):
                 return discard
             exchange.started = True
             exchange.status = code
-            headers = [*headers, *core.rate_headers(exchange.verdict, time.time())]
-            if exchange.request_id is not None:
-                headers = with_request_id(core, exchange, headers)
-            return start_response(status, headers, exc_info)
+            return start_response(status, response_headers(core, exchange, headers), exc_info)
 
         token = active_translations.set(core.translations)
         try:
