@@ -330,3 +330,42 @@ def test_cors_headers_on_errors_and_429(clock: FakeClock) -> None:
     assert limited.status == 429
     assert limited.headers["access-control-allow-origin"] == "https://app.example"
     assert limited.headers["retry-after"] == "60"
+
+
+@pytest.mark.parametrize("hooked_first", [False, True])
+def test_the_apps_own_earlier_hook_still_runs_before_the_limit(
+    clock: FakeClock, hooked_first: bool
+) -> None:
+    """With only default limits, a request is decided before Flask runs — unless the app
+    registered a before_request hook ahead of restfault's: then, as before, the hook runs
+    first, and a request it answers is never counted."""
+    app = Flask("restfault_tests")
+    seen: list[str] = []
+    if hooked_first:
+
+        @app.before_request
+        def authenticate() -> ResponseReturnValue | None:
+            seen.append(request.path)
+            if "X-Token" not in request.headers:
+                raise Unauthorized()
+            return None
+
+    RestFault(app, default_limits="2/minute")
+
+    @app.get("/things")
+    def things() -> ResponseReturnValue:
+        return {"things": []}
+
+    anonymous = [call(app, "GET", "/things").status for _ in range(3)]
+    signed = [call(app, "GET", "/things", headers={"X-Token": "t"}).status for _ in range(3)]
+    if hooked_first:
+        assert anonymous == [401, 401, 401]  # refused by the app's hook, never counted
+        assert signed == [200, 200, 429]
+        assert len(seen) == 6
+    else:
+        assert anonymous == [200, 200, 429]
+        assert signed == [429, 429, 429]
+    limited = call(app, "GET", "/things", headers={"X-Token": "t"})
+    assert limited.json()["error"]["code"] == 429
+    assert limited.headers["retry-after"] == "60"
+    assert limited.headers["x-ratelimit-remaining"] == "0"

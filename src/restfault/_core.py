@@ -62,6 +62,18 @@ class Core(Policies):
         self.denials = Denials(self.renderer, ietf=settings.ietf_headers, with_ids=bool(header))
         self.reporter = Reporter(self.metrics)
         self.maintained = settings.maintenance is not None
+        # Maintenance mode, default or path limits: every request is admitted.
+        self.settled = bool(self.maintained or self.default_rules or self.path_rules)
+        # Default and path limits whose plan needs nothing of the app (no key_func, no
+        # callable limit or cost) and no maintenance callable to ask.
+        self._plain_globals = (
+            settings.key_func is None
+            and not self.maintained
+            and all(
+                rule.static is not None and all(limit.simple for limit in rule.static)
+                for rule in (*self.default_rules, *(rule for _, rule in self.path_rules))
+            )
+        )
         if settings.debug:
             logger.warning(
                 "restfault: debug=True shows exception types, messages and tracebacks to "
@@ -90,7 +102,18 @@ class Core(Policies):
     @property
     def admits(self) -> bool:
         """Whether requests are admitted at all: limits, or maintenance mode, to decide."""
-        return self.maintained or self.limited
+        # Read per request: attributes only (limits may be declared after start-up).
+        return self.settled or self.registry.any_declared
+
+    @property
+    def admits_unrouted(self) -> bool:
+        """Whether a request may be admitted before the framework's router runs, because
+        what the router finds would change nothing: no endpoint has a limit or an
+        exemption, and no callable of the app (``key_func``, a callable limit or cost,
+        ``maintenance``) could read what routing adds to the request (path parameters).
+        An adapter also asks whether the framework would run anything of the app's own
+        around the decision (the Flask adapter: other request hooks)."""
+        return self._plain_globals and not self.registry.any_declared
 
     def id_headers(self, request_id: str | None) -> list[tuple[str, str]]:
         """The request-id header of a response (none when request ids are off)."""

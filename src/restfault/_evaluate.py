@@ -57,18 +57,18 @@ class ExpiryCache:
     until a known time stays spent until then). Bounded: past entries are swept when full.
     """
 
-    __slots__ = ("_limit", "_times")
+    __slots__ = ("_limit", "times")
 
     def __init__(self, limit: int = 65536) -> None:
-        self._times: dict[str, float] = {}
+        self.times: dict[str, float] = {}
         self._limit = limit
 
     def get(self, key: str, now: float) -> float | None:
-        until = self._times.get(key)
+        until = self.times.get(key)
         return until if until is not None and until > now else None
 
     def set(self, key: str, until: float, now: float) -> None:
-        times = self._times
+        times = self.times
         if len(times) >= self._limit and key not in times:
             for stale in [k for k, v in times.items() if v <= now]:
                 del times[stale]
@@ -77,10 +77,10 @@ class ExpiryCache:
         times[key] = until
 
     def __len__(self) -> int:
-        return len(self._times)
+        return len(self.times)
 
     def __bool__(self) -> bool:
-        return bool(self._times)
+        return bool(self.times)
 
 
 DenialCache = ExpiryCache

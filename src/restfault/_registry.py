@@ -145,9 +145,10 @@ class Registry:
         self._resolved: dict[tuple[Any, str], EndpointRules] = {}
         self.reached: set[Any] = set()  # declared functions a router was seen to dispatch to
         self.shadow = False  # some declared limit has enforce=False
+        self.any_declared = False  # some endpoint has a limit or an exemption (read per request)
 
     def __bool__(self) -> bool:
-        return bool(self.limits or self.exempt)
+        return self.any_declared
 
     def scope_of(self, endpoint: Any) -> str:
         """The budget scope of an endpoint: its dotted name, made distinct per function
@@ -169,10 +170,12 @@ class Registry:
     def add_limit(self, endpoint: Any, rule: Rule) -> None:
         self.limits.setdefault(endpoint, []).append(rule)
         self._resolved.clear()
+        self.any_declared = True
 
     def add_exempt(self, endpoint: Any) -> None:
         self.exempt.add(endpoint)
         self._resolved.clear()
+        self.any_declared = True
 
     def shared_rule(self, spec: LimitSpec, scope: str, options: LimitOptions) -> Rule:
         existing = self.shared.get(scope)

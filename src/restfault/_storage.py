@@ -167,7 +167,7 @@ class SyncLimiter(_Limiter[SyncStorage]):
     def check(self, plan: Sequence[PlanItem]) -> Verdict | None:
         """Evaluate every limit of ``plan``: the verdict, or None (no limit counted)."""
         denials = self.evaluation.denials
-        if denials and (known := known_denial(plan, denials, time.time())):
+        if denials.times and (known := known_denial(plan, denials, time.time())):
             return known
         if self.local is not None:
             return self._in_process(self.local, plan)
@@ -213,7 +213,7 @@ class AsyncLimiter(_Limiter[AsyncStorage]):
     async def check(self, plan: Sequence[PlanItem]) -> Verdict | None:
         """Evaluate every limit of ``plan``: the verdict, or None (no limit counted)."""
         denials = self.evaluation.denials
-        if denials and (known := known_denial(plan, denials, time.time())):
+        if denials.times and (known := known_denial(plan, denials, time.time())):
             return known
         if self.local is not None:
             return self._in_process(self.local, plan)

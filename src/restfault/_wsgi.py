@@ -51,6 +51,7 @@ class Exchange:
     """One request's WSGI state, shared by the middleware, the hooks and the body."""
 
     __slots__ = (
+        "admitted",
         "began",
         "deducts",
         "environ",
@@ -65,6 +66,7 @@ class Exchange:
 
     def __init__(self, core: Core, environ: Environ, start_response: StartResponse) -> None:
         self.began = time.perf_counter()
+        self.admitted = False
         self.environ = environ
         self.start_response = start_response
         self.method: str = environ.get("REQUEST_METHOD", "GET")

@@ -21,6 +21,7 @@ middleware adds them. The machinery is the private WSGI driver, ``restfault._wsg
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, request
@@ -36,7 +37,7 @@ from ._registry import NO_ENDPOINT, EndpointRules, endpoint_name, reachable
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import active_translations, http_exception
-from ._wsgi import EXCHANGE_KEY, Body, Exchange, admit, answer, response_headers
+from ._wsgi import EXCHANGE_KEY, Body, Exchange, admit, answer, respond, response_headers
 
 __all__ = ["RestFault"]
 
@@ -54,6 +55,7 @@ class RestFault(RoutedAdapter):
         self._exempt_blueprints: set[str] = set()
         self._exempted: dict[EndpointRules, EndpointRules] = {}
         self._checked: set[Flask] = set()
+        self._before_flask: dict[Flask, bool] = {}
         if app is not None:
             self.init_app(app)
 
@@ -81,7 +83,19 @@ class RestFault(RoutedAdapter):
 
             token = active_translations.set(core.translations)
             try:
-                body = exchange.run(wsgi_app, environ, passed_on)
+                answered = None
+                if core.admits_unrouted and self._decides_before_flask(app):
+                    # Nothing Flask would do first changes the decision: admitted before
+                    # Flask runs, so a 429 costs none of Flask's request machinery.
+                    exchange.admitted = True
+                    answered = exchange.run(admit, core, limiter, exchange)
+                body: Iterable[bytes]
+                if answered is None:
+                    body = exchange.run(wsgi_app, environ, passed_on)
+                else:  # a 429
+                    status, headers, content = answered
+                    respond(core, exchange, status, headers)
+                    body = [b"" if exchange.method == "HEAD" else content]
             except Exception as exc:
                 body = exchange.run(answer, core, exchange, exc)
             finally:
@@ -100,13 +114,37 @@ class RestFault(RoutedAdapter):
             return view
         return super().exempt(view)  # type: ignore[type-var]
 
+    def _decides_before_flask(self, app: Flask) -> bool:
+        """Whether a request to ``app`` may be admitted before Flask runs (when the core
+        needs no router, ``Core.admits_unrouted``): no Blueprint is exempt, restfault's
+        ``before_request`` is the app's first (no hook of the app would run before the
+        decision) and its ``after_request`` the only one (Flask-CORS and its kind add
+        their headers there, to a 429 too). Flask refuses new hooks once it has handled
+        a request, so this is decided once per app."""
+        decided = self._before_flask.get(app)
+        if decided is None:
+            befores = app.before_request_funcs.get(None, [])
+            afters = [f for funcs in app.after_request_funcs.values() for f in funcs]
+            decided = (
+                not self._exempt_blueprints
+                and bool(befores)
+                and befores[0] == self._before_request
+                and afters == [self._after_request]
+            )
+            self._before_flask[app] = decided
+        return decided
+
     # -- hooks ---------------------------------------------------------------------------
 
     def _before_request(self) -> WerkzeugResponse | None:
         core = self.core
         if not core.admits:
             return None
-        answered = admit(core, self.limiter, self._exchange(), self._endpoint_rules(), _request)
+        exchange = self._exchange()
+        if exchange.admitted:  # before Flask ran (``Core.admits_unrouted``)
+            return None
+        exchange.admitted = True
+        answered = admit(core, self.limiter, exchange, self._endpoint_rules(), _request)
         if answered is None:
             return None
         # A 429 (rendered once per code) or maintenance mode's 503, every header included:

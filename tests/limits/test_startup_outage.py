@@ -65,7 +65,7 @@ def test_app_starts_and_enforces_limits_in_memory_until_the_storage_is_built(
     # fallback's count stays behind: the real storage starts from its own).
     limiter = client.restfault.limiter
     monkeypatch.setattr(limiter.outage, "next_try", 0.0)
-    monkeypatch.setattr(limiter.evaluation.denials, "_times", {})
+    monkeypatch.setattr(limiter.evaluation.denials, "times", {})
     assert client.get("/").status == 200
     assert flaky_build["calls"] == 2
     assert any("answers again" in r.getMessage() for r in caplog.records)
