@@ -270,12 +270,23 @@ def with_limits_memory_storage(build: Callable[[], App]) -> Callable[[], App]:
 
         from restfault._evaluate import Evaluation, ExpiryCache
 
+        class LimitsMemory(MemoryStorage):
+            """limits' storage, with the two calls restfault's evaluation makes of its own
+            in-process storage, answered through limits' public methods."""
+
+            def hit_fixed(self, key: str, expiry: float, amount: int = 1) -> tuple[int, float]:
+                count = self.incr(key, int(expiry), amount)
+                return count, self.get_expiry(key)
+
+            def peek_fixed(self, key: str) -> tuple[int, float]:
+                return self.get(key), self.get_expiry(key)
+
         app = build()
         owner = _restfault_of(app)
         limiter = owner.limiter
         # Called in process like restfault's own (no I/O); window ends cached as for a
         # network storage, since limits' storage cannot hand them over with the count.
-        limiter.local = MemoryStorage()
+        limiter.local = LimitsMemory()
         limiter.evaluation = Evaluation(limiter.strategy, ExpiryCache(), ExpiryCache())
         return app
 

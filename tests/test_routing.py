@@ -420,3 +420,74 @@ def test_flask_limits_apply_when_the_wsgi_app_is_replaced_after_init_app() -> No
     other.wsgi_app = functools.partial(Flask.wsgi_app, other)  # type: ignore[method-assign]
     client = other.test_client()
     assert [client.get("/").status_code for _ in range(2)] == [200, 429]
+
+
+class _Guard:
+    """Middleware of the app's own, inside restfault: answers 401 without a token."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (b"x-token", b"t") not in scope["headers"]:
+            await PlainTextResponse("no token", status_code=401)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _guarded(app: Any) -> Any:
+    from starlette.middleware import Middleware
+
+    return Middleware(app)
+
+
+@pytest.mark.parametrize(
+    ("routes", "path", "guarded"),
+    [
+        pytest.param(lambda: [Route("/thing", ok)], "/thing", False, id="plain-route"),
+        pytest.param(lambda: [Route("/c", Counter)], "/c", False, id="class-endpoint"),
+        pytest.param(
+            lambda: [Mount("/sub", routes=[Route("/thing", ok)])], "/sub/thing", False, id="mount"
+        ),
+        pytest.param(
+            lambda: [Route("/thing", ok, middleware=[_guarded(_Guard)])],
+            "/thing",
+            True,
+            id="route-middleware",
+        ),
+        pytest.param(
+            lambda: [
+                Mount(
+                    "/sub",
+                    app=Starlette(routes=[Route("/thing", ok)], middleware=[_guarded(_Guard)]),
+                )
+            ],
+            "/sub/thing",
+            True,
+            id="mounted-app-middleware",
+        ),
+    ],
+)
+def test_every_route_layout_counts_and_refuses_alike(
+    routes: Callable[[], list[Any]], path: str, guarded: bool
+) -> None:
+    """With default limits only, nothing the router finds changes the decision: a request
+    is decided before routing when nothing of the app's lies between restfault and the
+    endpoint, else where the router hands it over (middleware on a route or a mounted
+    app runs first). Either way every request counts — one the app's own middleware
+    answers too, as a routing 404 does — and the 429 is the same."""
+    app = Starlette(routes=routes())
+    restfault.starlette.RestFault(app, default_limits="2/minute")
+    client = TestClient(app)
+    assert statuses(client, path, 3) == ([401, 401, 429] if guarded else [200, 200, 429])
+    assert statuses(client, path, 2, headers={"X-Token": "t"}) == [429, 429]
+    limited = client.get(path, headers={"X-Token": "t"})
+    assert limited.json()["error"]["code"] == 429
+    assert limited.headers["retry-after"] == "60"
+    assert limited.headers["x-ratelimit-remaining"] == "0"
+    assert client.get("/nowhere").status_code == 429  # a routing 404 counts too
+
+
+class Counter(HTTPEndpoint):
+    async def get(self, request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})

@@ -6,7 +6,8 @@ adapter. Per HTTP request (other scopes pass straight through) it
 - gives it its id (``request_id_header``), echoed on every response and held in
   ``current_request_id()`` while the app runs;
 - admits the request — maintenance mode and limits decided by the core, storage called
-  through ``limits.aio`` — either before the app runs (no router known) or at the point
+  through ``limits.aio`` — either before the app runs (no router known, or nothing the
+  router finds would change the decision) or at the point
   where the framework's router hands the request to an endpoint (``Dispatch``), and at
   the latest when a response starts that no endpoint produced (a routing 404);
 - turns an exception escaping the app before the response started, and a framework's
@@ -73,6 +74,10 @@ class Pipeline:
         self.routed = routed
         # Called first on every HTTP request (the Starlette adapter's route walk).
         self.prepare: Callable[[], None] | None = None
+        # Nothing of the app's lies between this middleware and its endpoints but the
+        # router (no mounted app's or route's own middleware): when the core needs no
+        # router either (``Core.admits_unrouted``), requests are admitted before routing.
+        self.bare_routes = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,7 +135,9 @@ class Pipeline:
         try:
             if not core.admits:
                 state.admitted = True  # nothing to decide, for every request
-            elif not self.routed and await self.admit(state, None):
+            elif (
+                not self.routed or (self.bare_routes and core.admits_unrouted)
+            ) and await self.admit(state, None):
                 return
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:

@@ -13,15 +13,20 @@ errors with the envelope as their routes would in the parent — unless they hav
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Host, Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Host, Mount, Route, Router, WebSocketRoute
 
 from ._asgi_state import STATE_KEY, Dispatch
+
+if TYPE_CHECKING:
+    from ._asgi import Pipeline
 from ._logging import logger
 from ._registry import endpoint_name, reachable
 
@@ -47,9 +52,13 @@ class Answered(Response):
 class Routes:
     """The dispatch points of one app's route tree, put in place before it serves."""
 
-    def __init__(self, restfault: RestFault, app: Starlette) -> None:
+    def __init__(self, restfault: RestFault, app: Starlette, pipeline: Pipeline) -> None:
         self.restfault = restfault
         self.app = app
+        self.pipeline = pipeline
+        # Every route reached calls its endpoint with no middleware of its own, every
+        # mount leads to routes or to an app without user middleware (see ``_walk``).
+        self._bare = True
         self._walked = -1
         self._warned: set[Any] = set()
 
@@ -60,7 +69,9 @@ class Routes:
             return
         self._walked = count
         reached: set[Any] = set()
+        self._bare = True
         self._walk(self.app.router.routes, reached)
+        self.pipeline.bare_routes = self._bare
         registry = self.restfault.core.registry
         for function in registry.declared() - reached - self._warned:
             self._warned.add(function)
@@ -77,7 +88,12 @@ class Routes:
             if isinstance(route, Route):
                 reached.update(reachable(route.endpoint))
                 if not isinstance(route.app, Dispatch):
+                    # A function: Starlette's own wrapper of the endpoint; anything else is
+                    # route-level middleware (or an ASGI endpoint class) around it.
+                    self._bare = self._bare and _bare_endpoint(route.app)
                     route.app = Dispatch(route.app, route.endpoint)
+                else:
+                    self._bare = self._bare and _bare_endpoint(route.app.app)
                 _admit_in_handler(route)
             elif isinstance(route, Mount | Host):
                 self._mounted(route, reached)
@@ -85,9 +101,15 @@ class Routes:
                 included = getattr(route, "original_router", None)  # FastAPI's include_router
                 if included is not None:
                     self._walk(included.routes, reached)
+                else:
+                    self._bare = False  # a route class restfault does not know
 
     def _mounted(self, route: Mount | Host, reached: set[Any]) -> None:
         sub = _find_app(route.app)
+        if sub is not route.app and not isinstance(route.app, Router):
+            self._bare = False  # middleware around the mounted app, or another ASGI app
+        elif sub is not None and sub.user_middleware:
+            self._bare = False
         if sub is not None and getattr(sub.state, "restfault", None) is not None:
             # It has a RestFault of its own: a request entering it is dispatched here.
             if not isinstance(route.app, Dispatch):
@@ -100,6 +122,12 @@ class Routes:
             self._walk(routes, reached)
         elif not isinstance(route.app, Dispatch):  # any other ASGI app: an endpoint itself
             route.app = Dispatch(route.app, route.app)
+
+
+def _bare_endpoint(app: Any) -> bool:
+    """A route's app is Starlette's own wrapper of its endpoint (a function), or a class
+    based endpoint: no route-level middleware around it."""
+    return inspect.isfunction(app) or (inspect.isclass(app) and issubclass(app, HTTPEndpoint))
 
 
 def _find_app(app: Any) -> Starlette | None:

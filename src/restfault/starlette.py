@@ -164,7 +164,7 @@ class _StarlettePipeline(Pipeline):
         super().__init__(
             app, restfault.core, restfault.limiter, request_factory=Request, routed=True
         )
-        self.routes = Routes(restfault, routed_app)
+        self.routes = Routes(restfault, routed_app, self)
         self.prepare = self.routes.prepare
 
 
