@@ -232,8 +232,10 @@ class Pipeline:
         denial, extra = self.core.raw_refusal(verdict, state, time.time())
         headers = [*denial.raw_headers, *extra]
         body = b"" if state.method == "HEAD" else denial.body
-        await state.send_own({"type": "http.response.start", "status": 429, "headers": headers})
-        await state.send_own({"type": "http.response.body", "body": body})
+        state.started = True
+        state.status = 429
+        await state.send({"type": "http.response.start", "status": 429, "headers": headers})
+        await state.send({"type": "http.response.body", "body": body})
 
     async def deduct(self, state: RequestState) -> None:
         """Count the ``deduct_when`` limits whose predicate holds for the final status."""

@@ -63,8 +63,14 @@ class RestFault(RoutedAdapter):
         """Register the error handler and request hooks on ``app``."""
         app.extensions[EXTENSION_KEY] = self
         app.register_error_handler(Exception, self._handle)
+        position = len(app.before_request_funcs.get(None, ()))
         app.before_request(self._before_request)
         app.after_request(self._after_request)
+        # Whether restfault's before_request hook is in the app's list: Flask pays for
+        # every hook on every request, and it has nothing to do while no limit applies
+        # or requests are decided before Flask runs (then it is taken out, and put back
+        # at its place should a limit be declared later).
+        hooked = [True]
         # Around Flask's wsgi_app (one call, where a teardown hook costs several): the
         # translations run_batch applies by itself; a streamed body failing before its
         # first chunk, which Flask no longer sees, answered with the envelope; an error
@@ -81,10 +87,14 @@ class RestFault(RoutedAdapter):
                 headers = response_headers(core, exchange, headers)
                 return start_response(status, headers, exc_info)
 
+            early = core.admits_unrouted and self._decides_before_flask(app)
+            if (core.admits and not early) is not hooked[0]:
+                hooked[0] = not hooked[0]
+                self._hook_before_request(app, hooked[0], position)
             token = active_translations.set(core.translations)
             try:
                 answered = None
-                if core.admits_unrouted and self._decides_before_flask(app):
+                if early:
                     # Nothing Flask would do first changes the decision: admitted before
                     # Flask runs, so a 429 costs none of Flask's request machinery.
                     exchange.admitted = True
@@ -133,6 +143,15 @@ class RestFault(RoutedAdapter):
             )
             self._before_flask[app] = decided
         return decided
+
+    def _hook_before_request(self, app: Flask, hooked: bool, position: int) -> None:
+        """Put restfault's before_request hook in the app's list, or take it out. The list
+        is replaced, never changed in place: a request in another thread may be going
+        through it."""
+        funcs = [f for f in app.before_request_funcs.get(None, ()) if f != self._before_request]
+        if hooked:
+            funcs.insert(min(position, len(funcs)), self._before_request)
+        app.before_request_funcs[None] = funcs
 
     # -- hooks ---------------------------------------------------------------------------
 
