@@ -180,26 +180,8 @@ def evaluate_in_process(
             count, end = counters.hit_fixed(item.key, limit.window, item.cost)
             allowed = count <= amount
             refused = limit.enforce and not allowed
-        remaining = amount - count if count < amount else 0
-        decision = RateLimitDecision(
-            allowed,
-            amount,
-            remaining,
-            end,
-            limit.window,
-            limit.scope,
-            limit.code,
-            limit.name,
-            item.cost,
-            limit.enforce,
-            item.key,
-        )
-        if not remaining and limit.enforce:  # spent: nothing passes until its end
-            how.denials.set(item.key, end, now)
-        decisions.append(decision)
-    if len(decisions) == 1:
-        return Verdict(decisions, decision, refused)
-    return Verdict.of(decisions)
+        decisions.append(_decision(item, allowed, amount - count, end))
+    return _verdict(plan, decisions, how.denials, now)
 
 
 def _verdict(
