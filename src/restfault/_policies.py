@@ -100,11 +100,6 @@ class Policies(Inspections):
         """Whether any limit is declared at all (else nothing per request but envelopes)."""
         return bool(self.default_rules or self.path_rules or self.registry)
 
-    @property
-    def has_shadow(self) -> bool:
-        """Whether some limit runs in shadow mode (``enforce=False``)."""
-        return not self.settings.enforce or self.registry.shadow
-
     # -- which limits apply -------------------------------------------------------------
 
     def is_exempt_path(self, path: str) -> bool:
@@ -236,10 +231,7 @@ class Policies(Inspections):
             return None
         if not limits:
             return applicable, []
-        client_key = address()
-        return applicable, [
-            PlanItem(x, x.storage_prefix + client_key, x.fixed_cost) for x in limits
-        ]
+        return applicable, simple_plan(limits, address())
 
     def admitted(
         self,

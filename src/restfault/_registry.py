@@ -144,7 +144,6 @@ class Registry:
         self._scopes: dict[str, Any] = {}  # endpoint scope name -> the function that has it
         self._resolved: dict[tuple[Any, str], EndpointRules] = {}
         self.reached: set[Any] = set()  # declared functions a router was seen to dispatch to
-        self.shadow = False  # some declared limit has enforce=False
         self.any_declared = False  # some endpoint has a limit or an exemption (read per request)
 
     def __bool__(self) -> bool:
@@ -162,7 +161,6 @@ class Registry:
         return name
 
     def rule(self, spec: LimitSpec, scope: str, options: LimitOptions, option: str) -> Rule:
-        self.shadow = self.shadow or not options.enforce
         return Rule(
             spec, scope, options, key_prefix=self.key_prefix, strategy=self.strategy, option=option
         )
