@@ -24,13 +24,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Host, Mount, Route, Router, WebSocketRoute
 
 from ._asgi_state import STATE_KEY, Dispatch
-
-if TYPE_CHECKING:
-    from ._asgi import Pipeline
 from ._logging import logger
 from ._registry import endpoint_name, reachable
 
 if TYPE_CHECKING:
+    from ._asgi import Pipeline
     from .starlette import RestFault
 
 __all__ = ["Answered", "Routes"]
