@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# setuptools leaves its build metadata beside the package; the editable install keeps
+	# its own in the venv, so src/ holds the source only.
+	rm -rf src/*.egg-info
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -70,6 +73,7 @@ test: lint typecheck pytest test-py310
 BENCH_ARGS ?=
 bench: install services
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	rm -rf src/*.egg-info
 	command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
 		|| echo "bench: wrk is not installed; loopback runs will be skipped"

@@ -268,7 +268,8 @@ def with_limits_memory_storage(build: Callable[[], App]) -> Callable[[], App]:
     def patched() -> App:
         from limits.storage import MemoryStorage
 
-        from restfault._evaluate import Evaluation, ExpiryCache
+        from restfault._evaluate import Evaluation
+        from restfault._expiry import ExpiryCache
 
         class LimitsMemory(MemoryStorage):
             """limits' storage, with the two calls restfault's evaluation makes of its own

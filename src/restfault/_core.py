@@ -6,7 +6,7 @@ the client's address, headers — and the core's answers out:
 
 - ``admit`` (``_policies``): maintenance mode (``_maintenance``), which limits apply,
   each one's key and cost, the verdict;
-- ``rate_headers``: the header values of a verdict (``_limiting.rate_header_values``);
+- ``rate_headers``: the header values of a verdict (``_rate_headers.rate_header_values``);
 - ``refusal``: the 429 of a denied verdict, its envelope rendered once per code
   (``_denial``); ``unavailable``: the 503 of maintenance mode;
 - ``render``: the envelope of any exception;
@@ -21,10 +21,11 @@ from collections.abc import Callable
 
 from ._denial import Denial, Denials
 from ._errors import ServiceUnavailableException
-from ._limiting import Verdict, rate_header_values, raw_rate_header_values
+from ._limiting import Verdict
 from ._logging import logger
 from ._observe import Facts, Reporter
 from ._policies import Policies
+from ._rate_headers import rate_header_values, raw_rate_header_values
 from ._registry import Registry
 from ._render import ErrorResponse, Renderer
 from ._settings import Settings

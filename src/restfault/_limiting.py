@@ -1,9 +1,9 @@
-"""What a limit is, what its outcome says, and the header values that carry it: pure code.
+"""What a limit is and what its outcome says: pure code.
 
 A ``Limit`` is one parsed window (``100/minute``) bound to a budget scope (``default``,
 ``path:/api/``, ``shared:db`` or one endpoint) with its keywords. A ``Verdict`` is the
-outcome of every limit evaluated for one request. ``rate_header_values`` is the one place
-that turns a verdict into header values; the ASGI bytes form is derived from it.
+outcome of every limit evaluated for one request; ``_rate_headers`` turns it into header
+values.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from limits import RateLimitItem
 
 from ._errors import TooManyRequestsException
+from ._rate_headers import rate_header_values
 
 __all__ = [
     "Limit",
@@ -23,11 +24,7 @@ __all__ = [
     "PlanItem",
     "RateLimitDecision",
     "Verdict",
-    "encode_rate_headers",
     "policy_name",
-    "rate_header_values",
-    "raw_rate_header_values",
-    "sf_string",
 ]
 
 
@@ -218,97 +215,3 @@ def policy_name(scope: str) -> str:
         else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
         for ch in scope
     )
-
-
-def sf_string(value: str) -> str:
-    """``value`` as a Structured Field String (RFC 9651): printable ASCII, quoted."""
-    cleaned = "".join(ch for ch in value if 0x20 <= ord(ch) < 0x7F)
-    return '"' + cleaned.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def rate_header_values(
-    verdict: Verdict, now: float, *, legacy: bool = True, ietf: bool = False
-) -> list[tuple[str, str]]:
-    """The rate-limit header fields of a verdict: the one place their values are decided.
-
-    ``X-RateLimit-*`` describe the reported limit; with ``ietf``, ``RateLimit-Policy``
-    lists every limit evaluated and ``RateLimit`` gives each one's remaining and reset
-    (draft-ietf-httpapi-ratelimit-headers). ``Retry-After`` belongs to the 429 alone.
-    """
-    reported = verdict.reported
-    result: list[tuple[str, str]] = []
-    if legacy and reported is not None:
-        limit, remaining, reset = _legacy_numbers(reported)
-        result += [
-            ("X-RateLimit-Limit", str(limit)),
-            ("X-RateLimit-Remaining", str(remaining)),
-            ("X-RateLimit-Reset", str(reset)),
-        ]
-    if ietf and verdict.decisions:
-        result += _ietf_values(verdict, now)
-    return result
-
-
-def raw_rate_header_values(
-    verdict: Verdict, now: float, *, legacy: bool = True, ietf: bool = False
-) -> list[tuple[bytes, bytes]]:
-    """``rate_header_values`` as ASGI header pairs: the same numbers and strings, written
-    as bytes (the legacy fields without a detour through ``str``)."""
-    reported = verdict.reported
-    raw: list[tuple[bytes, bytes]] = []
-    if legacy and reported is not None:
-        limit, remaining, reset = _legacy_numbers(reported)
-        raw = [
-            (b"x-ratelimit-limit", b"%d" % limit),
-            (b"x-ratelimit-remaining", b"%d" % remaining),
-            (b"x-ratelimit-reset", b"%d" % reset),
-        ]
-    if ietf and verdict.decisions:
-        raw += encode_rate_headers(_ietf_values(verdict, now))
-    return raw
-
-
-def _legacy_numbers(reported: RateLimitDecision) -> tuple[int, int, int]:
-    """``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (epoch seconds, rounded up)."""
-    return reported.limit, max(0, reported.remaining), math.ceil(reported.reset)
-
-
-def _ietf_values(verdict: Verdict, now: float) -> list[tuple[str, str]]:
-    policies, states = [], []
-    for decision in verdict.decisions:
-        name = sf_string(decision.policy or decision.scope)
-        policies.append(f"{name};q={decision.limit};w={decision.window}")
-        reset_in = max(0, math.ceil(decision.reset - now))
-        states.append(f"{name};r={max(0, decision.remaining)};t={reset_in}")
-    return [("RateLimit-Policy", ", ".join(policies)), ("RateLimit", ", ".join(states))]
-
-
-class _RawNames(dict[str, bytes]):
-    """Header names as ASGI bytes: the rate-limit ones prepared, any other (a request id
-    header) lowered and encoded when first met."""
-
-    def __missing__(self, name: str) -> bytes:
-        raw = self[name] = name.lower().encode("ascii")
-        return raw
-
-
-_RAW_NAMES = _RawNames(
-    {
-        name: name.lower().encode("ascii")
-        for name in (
-            "X-RateLimit-Limit",
-            "X-RateLimit-Remaining",
-            "X-RateLimit-Reset",
-            "RateLimit-Policy",
-            "RateLimit",
-            "Retry-After",
-        )
-    }
-)
-
-
-def encode_rate_headers(values: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    """``rate_header_values`` as ASGI header pairs: ASCII names, and values of digits or
-    sanitised structured-field strings, so there is nothing to escape (nor in a request
-    id header: a token name, a visible-ASCII value)."""
-    return [(_RAW_NAMES[name], value.encode("ascii")) for name, value in values]

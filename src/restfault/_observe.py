@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._evaluate import ExpiryCache
+from ._expiry import ExpiryCache
 from ._limiting import RateLimitDecision, Verdict
 from ._logging import log_safe, logger
 

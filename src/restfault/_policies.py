@@ -18,7 +18,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._evaluate import ExpiryCache
+from ._expiry import ExpiryCache
 from ._inspect import Inspections
 from ._keys import address_key, client_address, safe_key
 from ._limiting import Limit, LimitOptions, PlanItem, Verdict

@@ -26,12 +26,12 @@ from ._backends import aclose_storage, build_async_storage, build_sync_storage, 
 from ._errors import ConfigurationError, ServiceUnavailableException
 from ._evaluate import (
     Evaluation,
-    ExpiryCache,
     deduct,
     evaluate,
     evaluate_in_process,
     known_denial,
 )
+from ._expiry import ExpiryCache
 from ._limiting import PlanItem, Verdict
 from ._logging import logger
 from ._memory import InProcessStorage

@@ -13,13 +13,13 @@ import pytest
 from restfault import ConfigurationError, TooManyRequestsException
 from restfault._evaluate import (
     Evaluation,
-    ExpiryCache,
     deduct,
     evaluate,
     evaluate_in_process,
     known_denial,
     sliding_window_stats,
 )
+from restfault._expiry import ExpiryCache
 from restfault._keys import address_key, client_address, safe_key
 from restfault._limiting import (
     Limit,
@@ -27,7 +27,6 @@ from restfault._limiting import (
     PlanItem,
     RateLimitDecision,
     Verdict,
-    rate_header_values,
 )
 from restfault._memory import InProcessStorage
 from restfault._ops import (
@@ -39,6 +38,7 @@ from restfault._ops import (
     MovingWindow,
     SlidingWindow,
 )
+from restfault._rate_headers import rate_header_values
 from restfault._registry import Rule
 from restfault._storage import run
 from restfault._validate import parse_limits

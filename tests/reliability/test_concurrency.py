@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 import restfault.flask
 import restfault.starlette
-from restfault._evaluate import ExpiryCache
+from restfault._expiry import ExpiryCache
 from tests.servers import HOST, Server, redis_server, running
 
 STRATEGIES = ["fixed-window", "moving-window", "sliding-window-counter"]
