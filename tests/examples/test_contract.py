@@ -13,6 +13,7 @@ import importlib
 import json
 import re
 import sqlite3
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,7 +34,7 @@ from tests.examples.apps import (
     error_of,
     example_server,
 )
-from tests.servers import redis_server, running
+from tests.servers import Server, redis_server, running
 
 pytestmark = pytest.mark.slow
 
@@ -659,8 +660,13 @@ def test_workers_share_the_default_limit_and_the_database(app: str, tmp_path: Pa
         }
         workers = 2 if app == "starlette" else 3
         server = example_server(app, env, workers=workers)
-        if app == "flask":  # log each request's worker pid, to see that several served
-            server.argv += ["--access-logfile", "-", "--access-logformat", "pid=%(p)s"]
+        if app == "flask":
+            # Each worker process serves at most 4 requests and is then replaced, so the 13
+            # requests below meet at least 4 processes, each with memory of its own: only
+            # Redis and SQLite can carry the count and the record from one to the next.
+            # The access log names each request's process.
+            server.argv += ["--max-requests", "4", "--access-logfile", "-"]
+            server.argv += ["--access-logformat", "pid=%(p)s %(m)s %(U)s %(s)s"]
         with running(server, timeout=30):
             url = f"http://127.0.0.1:{server.port}"
             address = email()
@@ -687,7 +693,19 @@ def test_workers_share_the_default_limit_and_the_database(app: str, tmp_path: Pa
                 assert response.json()["error"] == "RATE_LIMIT_EXCEEDED"
                 retry_after(response)
             if app == "flask":
-                assert len(set(re.findall(r"pid=<?(\d+)", server.output()))) > 1
+                assert len(set(worker_pids(server, TABLE, 13))) >= 4, server.output()
+
+
+def worker_pids(server: Server, path: str, count: int) -> list[str]:
+    """The pids in the access log of the first ``count`` requests to ``path``. A worker
+    writes its line after the response has gone, so this waits (a bounded time) for them."""
+    deadline = time.monotonic() + 10
+    while True:
+        served = re.findall(r"pid=<?(\d+)>? \w+ (\S+)", server.output())
+        pids = [pid for pid, logged in served if logged == path]
+        if len(pids) >= count or time.monotonic() > deadline:
+            return pids[:count]
+        time.sleep(0.05)
 
 
 # -- EXAMPLE_DB ------------------------------------------------------------------------------
