@@ -369,20 +369,3 @@ def test_the_apps_own_earlier_hook_still_runs_before_the_limit(
     assert limited.json()["error"]["code"] == 429
     assert limited.headers["retry-after"] == "60"
     assert limited.headers["x-ratelimit-remaining"] == "0"
-
-
-def test_a_limit_declared_after_the_app_served_still_applies(clock: FakeClock) -> None:
-    """Nothing to decide at first (no limits): restfault's request hook stands aside; a
-    limit declared on a routed view later takes effect at the next request."""
-    app = Flask("restfault_tests")
-    rf = RestFault(app)
-
-    @app.get("/things")
-    def things() -> ResponseReturnValue:
-        return {"things": []}
-
-    assert [call(app, "GET", "/things").status for _ in range(3)] == [200, 200, 200]
-    rf.limit("1/minute")(things)
-    assert [call(app, "GET", "/things").status for _ in range(2)] == [200, 429]
-    rf.exempt(things)
-    assert call(app, "GET", "/things").status == 429  # its own limit still holds

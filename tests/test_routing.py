@@ -26,6 +26,7 @@ from starlette.testclient import TestClient
 import restfault.flask
 import restfault.starlette
 from restfault import ConfigurationError, NotFoundException
+from tests.harness import FakeClock
 
 Endpoint = Callable[[Request], Any]
 
@@ -344,6 +345,47 @@ def test_a_routing_404_counts_and_is_refused_like_any_request() -> None:
     assert [r.status_code for r in replies] == [404, 404, 429]
     assert replies[2].json() == {"error": "RATE_LIMIT_EXCEEDED", "message": "Too Many Requests"}
     assert replies[1].headers["x-ratelimit-remaining"] == "0"
+
+
+def _late_limit_app(kind: str) -> tuple[Callable[[str], Any], Any, Callable[..., Any]]:
+    """An app with no limit at all, its adapter and the endpoint a limit is put on later."""
+    if kind == "flask":
+        flask_app = Flask("restfault_tests")
+        flask_rf = restfault.flask.RestFault(flask_app)
+
+        @flask_app.get("/things")
+        def view() -> dict[str, Any]:
+            return {"things": []}
+
+        return flask_app.test_client().get, flask_rf, view
+
+    async def things(request: Request) -> JSONResponse:
+        return JSONResponse({"things": []})
+
+    if kind == "fastapi":
+        app: Starlette = FastAPI()
+        app.get("/things")(things)
+    elif kind == "mounted":
+        app = Starlette(routes=[Mount("/", routes=[Route("/things", things)])])
+    else:
+        app = Starlette(routes=[Route("/things", things)])
+    return TestClient(app).get, restfault.starlette.RestFault(app), things
+
+
+@pytest.mark.parametrize("kind", ["starlette", "mounted", "fastapi", "flask"])
+def test_a_limit_declared_after_the_app_served_still_applies(kind: str, clock: FakeClock) -> None:
+    """With nothing to decide, a request reaches its endpoint as if restfault were not
+    there (no dispatch point, no request hook); a limit declared later takes effect at
+    the next request, and an exemption then leaves the endpoint's own limit in force."""
+    get, rf, endpoint = _late_limit_app(kind)
+    assert [get("/things").status_code for _ in range(3)] == [200, 200, 200]
+    rf.limit("1/minute")(endpoint)
+    replies = [get("/things") for _ in range(2)]
+    assert [r.status_code for r in replies] == [200, 429]
+    assert replies[1].headers["retry-after"] == "60"
+    assert replies[1].headers["x-ratelimit-remaining"] == "0"
+    rf.exempt(endpoint)
+    assert get("/things").status_code == 429  # its own limit still holds
 
 
 def test_init_app_after_the_app_served_is_refused() -> None:

@@ -6,16 +6,16 @@ adapter. Per HTTP request (other scopes pass straight through) it
 - gives it its id (``request_id_header``), echoed on every response and held in
   ``current_request_id()`` while the app runs;
 - admits the request — maintenance mode and limits decided by the core, storage called
-  through ``limits.aio`` — either before the app runs (no router known, or nothing the
-  router finds would change the decision) or at the point
-  where the framework's router hands the request to an endpoint (``Dispatch``), and at
-  the latest when a response starts that no endpoint produced (a routing 404);
+  through ``limits.aio`` — before the app runs (no router known, or nothing the router
+  finds would change the decision) or where the router hands it to an endpoint
+  (``Dispatch``), at the latest when a response no endpoint produced starts (a 404);
 - turns an exception escaping the app before the response started, and a framework's
   own non-JSON error response, into the envelope; adds the rate-limit headers;
 - never rewrites a response that has started: the error is logged and re-raised, so the
   server closes the connection.
 
-Per-request state lives in a ``RequestState`` kept in the scope, never on ``self``.
+Per-request state lives in a ``RequestState`` kept in the scope, never on ``self``; a
+request with nothing to admit and no id gets one only if an error needs its facts.
 """
 
 from __future__ import annotations
@@ -25,17 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._asgi_messages import (
-    Message,
-    Receive,
-    Scope,
-    Send,
-    converted,
-    header,
-    joined_header,
-    send_envelope,
-)
-from ._asgi_state import ANSWERED_KEY, STATE_KEY, ASGIApp, RequestState
+from ._asgi_messages import Message, Receive, Scope, Send, converted, header, send_envelope
+from ._asgi_state import ANSWERED_KEY, BEGAN_KEY, STATE_KEY, ASGIApp, RequestState
 from ._core import Core
 from ._http import is_json_media_type
 from ._limiting import Verdict
@@ -85,6 +76,58 @@ class Pipeline:
             return
         if self.prepare is not None:
             self.prepare()
+        core = self.core
+        if core.admits or core.request_id_raw or scope.get(STATE_KEY) is not None:
+            await self.stateful(scope, receive, send)
+            return
+        # Nothing to admit and no id to give (no limits, no maintenance mode, no request
+        # ids): only the request's errors are restfault's, and its facts are gathered
+        # when one happens. A framework's non-JSON error response is still converted.
+        began = scope[BEGAN_KEY] = time.perf_counter()
+        convert = core.settings.convert_error_responses
+        started = False
+        held: Message | None = None
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started, held
+            if message["type"] == "http.response.start":
+                if (
+                    convert
+                    and message["status"] >= 400
+                    and not is_json_media_type(header(message.get("headers", ()), b"content-type"))
+                ):
+                    held = message  # answer with the envelope once the app's body is done
+                    return
+                started = True
+            elif held is not None and message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    start, held = held, None
+                    started = True  # restfault's own answer: never a second start
+                    await self.answer(RequestState.late(self, scope, send, began), converted(start))
+                return
+            await send(message)
+
+        translations = core.translations
+        token = (
+            active_translations.set(translations)
+            if translations or active_translations.get() is not None
+            else None  # run_batch finds none either way
+        )
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            if started:
+                log_after_start(exc, scope.get("method", ""), scope.get("path", ""))
+                scope[ANSWERED_KEY] = exc
+                raise
+            if await self.answer(RequestState.late(self, scope, send, began), exc):
+                raise
+        finally:
+            if token is not None:
+                active_translations.reset(token)
+
+    async def stateful(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request with something to decide: its ``RequestState`` lives in the scope."""
         core = self.core
         state = RequestState(self, scope, send)
         outer = scope.get(STATE_KEY)  # another restfault further out (a mounted sub-app's)
@@ -168,7 +211,7 @@ class Pipeline:
         rules = (
             core.registry.for_endpoint(endpoint, method) if endpoint is not None else NO_ENDPOINT
         )
-        planned = core.plan_at_once(method, state.path, rules, lambda: self.address(state))
+        planned = core.plan_at_once(method, state.path, rules, state.client_key)
         if planned is not None:
             applicable, plan = planned
             verdict = await self.limiter.check(plan) if plan else None
@@ -178,8 +221,8 @@ class Pipeline:
                 method,
                 state.path,
                 rules,
-                lambda: self.address(state),
-                lambda: self.request(state),
+                state.client_key,
+                state.app_request,
                 time.time,
             )
             admission = await self._drive(steps)
@@ -208,23 +251,6 @@ class Pipeline:
         except StopIteration as done:
             admission: Admission = done.value
             return admission
-
-    def address(self, state: RequestState) -> str:
-        if state.address is None:
-            scope = state.scope
-            client = scope.get("client")
-            state.address = self.core.address_key(
-                client[0] if client else None,
-                lambda: joined_header(scope.get("headers", ()), b"x-forwarded-for"),
-            )
-        return state.address
-
-    def request(self, state: RequestState) -> Any:
-        """What the app's callables receive: the framework's request, built once, or the scope."""
-        if state.request is None:
-            factory = self.request_factory
-            state.request = factory(state.scope) if factory is not None else state.scope
-        return state.request
 
     async def refuse(self, state: RequestState, verdict: Verdict) -> None:
         """Answer the 429 of ``verdict``: its envelope rendered once per code, with this

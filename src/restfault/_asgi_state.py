@@ -11,20 +11,23 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._asgi_messages import Message, Receive, Scope, Send, header, route_path
+from ._asgi_messages import Message, Receive, Scope, Send, header, joined_header, route_path
 from ._limiting import PlanItem, Verdict
 from ._request_id import assign_request_id
 
 if TYPE_CHECKING:
     from ._asgi import Pipeline
 
-__all__ = ["ANSWERED_KEY", "STATE_KEY", "ASGIApp", "Dispatch", "RequestState"]
+__all__ = ["ANSWERED_KEY", "BEGAN_KEY", "STATE_KEY", "ASGIApp", "Dispatch", "RequestState"]
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 STATE_KEY = "restfault.state"
 # The exception restfault answered (and logged) for this request: a framework's outer
 # error handler that meets it again must neither answer nor log it a second time.
 ANSWERED_KEY = "restfault.answered"
+# When a request with no state (nothing to admit, no id) reached restfault: its log
+# record's duration starts there.
+BEGAN_KEY = "restfault.began"
 
 
 class RequestState:
@@ -63,6 +66,34 @@ class RequestState:
         self.address: str | None = None
         raw = pipeline.core.request_id_raw
         self.request_id = assign_request_id(header(scope.get("headers", ()), raw)) if raw else None
+
+    @classmethod
+    def late(cls, pipeline: Pipeline, scope: Scope, send: Send, began: float) -> RequestState:
+        """The state of a request that had none (nothing to admit) until an error needed
+        its facts."""
+        state = cls(pipeline, scope, send)
+        state.began = began
+        state.admitted = True
+        return state
+
+    def client_key(self) -> str:
+        """The client's address as its rate-limit key (``trusted_proxies`` applied)."""
+        if self.address is None:
+            scope = self.scope
+            client = scope.get("client")
+            self.address = self.pipeline.core.address_key(
+                client[0] if client else None,
+                lambda: joined_header(scope.get("headers", ()), b"x-forwarded-for"),
+            )
+        return self.address
+
+    def app_request(self) -> Any:
+        """What the app's callables receive: the framework's request, built once, or the
+        scope."""
+        if self.request is None:
+            factory = self.pipeline.request_factory
+            self.request = factory(self.scope) if factory is not None else self.scope
+        return self.request
 
     def logged_path(self) -> str:
         path: str = self.scope.get("path", "")  # the whole path, as access logs show it

@@ -58,14 +58,19 @@ class Routes:
         # mount leads to routes or to an app without user middleware (see ``_walk``).
         self._bare = True
         self._walked = -1
+        # Dispatch points are put in place once requests are admitted at all (limits or
+        # maintenance mode): until then, a request reaches its endpoint as without restfault.
+        self._dispatching = False
         self._warned: set[Any] = set()
 
     def prepare(self) -> None:
         """Walk the routes unless the app's route list is as it was (cheap per request)."""
         count = len(self.app.router.routes)
-        if count == self._walked:
+        dispatching = self.restfault.core.admits
+        if count == self._walked and dispatching == self._dispatching:
             return
         self._walked = count
+        self._dispatching = dispatching
         reached: set[Any] = set()
         self._bare = True
         self._walk(self.app.router.routes, reached)
@@ -85,13 +90,13 @@ class Routes:
                 continue
             if isinstance(route, Route):
                 reached.update(reachable(route.endpoint))
-                if not isinstance(route.app, Dispatch):
-                    # A function: Starlette's own wrapper of the endpoint; anything else is
-                    # route-level middleware (or an ASGI endpoint class) around it.
-                    self._bare = self._bare and _bare_endpoint(route.app)
+                dispatched = isinstance(route.app, Dispatch)
+                # A function: Starlette's own wrapper of the endpoint; anything else is
+                # route-level middleware (or an ASGI endpoint class) around it.
+                app = route.app.app if isinstance(route.app, Dispatch) else route.app
+                self._bare = self._bare and _bare_endpoint(app)
+                if self._dispatching and not dispatched:
                     route.app = Dispatch(route.app, route.endpoint)
-                else:
-                    self._bare = self._bare and _bare_endpoint(route.app.app)
                 _admit_in_handler(route)
             elif isinstance(route, Mount | Host):
                 self._mounted(route, reached)
@@ -110,7 +115,7 @@ class Routes:
             self._bare = False
         if sub is not None and getattr(sub.state, "restfault", None) is not None:
             # It has a RestFault of its own: a request entering it is dispatched here.
-            if not isinstance(route.app, Dispatch):
+            if self._dispatching and not isinstance(route.app, Dispatch):
                 route.app = Dispatch(route.app, sub)
             return
         if sub is not None:

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp
 
 from ._adapter import RoutedAdapter
 from ._asgi import Pipeline
-from ._asgi_state import ANSWERED_KEY, STATE_KEY
+from ._asgi_state import ANSWERED_KEY, BEGAN_KEY, STATE_KEY
 from ._core import Core
 from ._errors import BadRequestException, ConfigurationError, InvalidJsonException, RestException
 from ._http import encode_headers
@@ -120,8 +120,9 @@ class RestFault(RoutedAdapter):
             # Not an error (304 Not Modified, a redirect): answered as Starlette would.
             return Response(status_code=exc.status_code, headers=exc.headers)
         facts = request.scope.get(STATE_KEY)
-        if facts is None:  # raised outside restfault's middleware (in one further out)
+        if facts is None:  # no state: nothing to admit, or raised further out
             facts = PlainFacts(request.method, request.scope.get("path", ""))
+            facts.began = request.scope.get(BEGAN_KEY, facts.began)
         elif not facts.admitted and await facts.pipeline.admit(facts, None):
             # No endpoint was reached (a routing 404): admitted before the 404 is rendered
             # and logged, as its 429 or maintenance 503 replaces it.
