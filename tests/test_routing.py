@@ -363,8 +363,9 @@ def _late_limit_app(kind: str) -> tuple[Callable[[str], Any], Any, Callable[...,
         return JSONResponse({"things": []})
 
     if kind == "fastapi":
-        app: Starlette = FastAPI()
-        app.get("/things")(things)
+        fastapi_app = FastAPI()
+        fastapi_app.get("/things")(things)
+        app: Starlette = fastapi_app
     elif kind == "mounted":
         app = Starlette(routes=[Mount("/", routes=[Route("/things", things)])])
     else:
