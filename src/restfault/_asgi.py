@@ -28,7 +28,6 @@ from typing import Any
 from ._asgi_messages import Message, Receive, Scope, Send, converted, header, send_envelope
 from ._asgi_state import ANSWERED_KEY, BEGAN_KEY, STATE_KEY, ASGIApp, RequestState
 from ._core import Core
-from ._http import is_json_media_type
 from ._limiting import Verdict
 from ._logging import log_after_start
 from ._policies import Admission, Check, Steps
@@ -84,17 +83,15 @@ class Pipeline:
         # ids): only the request's errors are restfault's, and its facts are gathered
         # when one happens. A framework's non-JSON error response is still converted.
         began = scope[BEGAN_KEY] = time.perf_counter()
-        convert = core.settings.convert_error_responses
         started = False
         held: Message | None = None
 
         async def send_wrapper(message: Message) -> None:
             nonlocal started, held
             if message["type"] == "http.response.start":
-                if (
-                    convert
-                    and message["status"] >= 400
-                    and not is_json_media_type(header(message.get("headers", ()), b"content-type"))
+                status = message["status"]
+                if status >= 400 and core.replaces(
+                    status, header(message.get("headers", ()), b"content-type")
                 ):
                     held = message  # answer with the envelope once the app's body is done
                     return
@@ -145,10 +142,8 @@ class Pipeline:
                     replaced = True
                     return
                 status = message["status"]
-                if (
-                    core.settings.convert_error_responses
-                    and status >= 400
-                    and not is_json_media_type(header(message.get("headers", ()), b"content-type"))
+                if status >= 400 and core.replaces(
+                    status, header(message.get("headers", ()), b"content-type")
                 ):
                     held = message  # answer with the envelope once the app's body is done
                     return

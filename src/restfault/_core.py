@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from ._denial import Denial, Denials
 from ._errors import ServiceUnavailableException
+from ._http import is_json_media_type
 from ._limiting import Verdict
 from ._logging import logger
 from ._observe import Facts, Reporter
@@ -115,6 +116,17 @@ class Core(Policies):
         An adapter also asks whether the framework would run anything of the app's own
         around the decision (the Flask adapter: other request hooks)."""
         return self._plain_globals and not self.registry.any_declared
+
+    def replaces(self, status: int, content_type: str | None) -> bool:
+        """Whether a response the app starts is an error restfault answers with the
+        envelope instead (status and headers kept): ``convert_error_responses``, a status
+        of 400 or more, and a body that is not JSON. Drivers test ``status >= 400`` first,
+        so a success costs no header lookup."""
+        return (
+            status >= 400
+            and self.settings.convert_error_responses
+            and not is_json_media_type(content_type)
+        )
 
     def id_headers(self, request_id: str | None) -> list[tuple[str, str]]:
         """The request-id header of a response (none when request ids are off)."""

@@ -34,6 +34,7 @@ __all__ = [
     "answer",
     "discard",
     "finish",
+    "passing_on",
     "respond",
     "response_headers",
     "with_request_id",
@@ -183,6 +184,26 @@ def response_headers(
     return headers
 
 
+def passing_on(core: Core, exchange: Exchange) -> StartResponse:
+    """The ``start_response`` the app is given: an error response restfault answers
+    with the envelope instead (``Core.replaces``) is held for ``Body``; any other goes on
+    to the server with the rate-limit headers and the request's id."""
+    start_response = exchange.start_response
+
+    def passed_on(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        code = int(status.split(" ", 1)[0])
+        if code >= 400 and core.replaces(
+            code, next((v for k, v in headers if k.lower() == "content-type"), None)
+        ):
+            exchange.held = (code, headers)
+            return discard
+        exchange.started = True
+        exchange.status = code
+        return start_response(status, response_headers(core, exchange, headers), exc_info)
+
+    return passed_on
+
+
 def with_request_id(
     core: Core, exchange: Exchange, headers: list[tuple[str, str]]
 ) -> list[tuple[str, str]]:
@@ -230,11 +251,12 @@ class Body:
         # A server sends the headers with the first non-empty chunk (PEP 3333): until then
         # the envelope can still replace them, even after start_response was passed on.
         body_sent = False
+        traced = exchange.request_id is not None
         while exchange.held is None:
             try:
                 # The request's id is current while the app produces each chunk, never
                 # while the server holds the generator.
-                chunk = exchange.run(next, iterator)
+                chunk = exchange.run(next, iterator) if traced else next(iterator)
             except StopIteration:
                 break
             except Exception as exc:

@@ -13,10 +13,11 @@
 One error handler for ``Exception`` catches routing 404/405, werkzeug's HTTP errors (415,
 400 from ``get_json()``...), RestExceptions, translated and unexpected exceptions, so the
 answer is the same whether ``TESTING``, ``DEBUG`` or ``PROPAGATE_EXCEPTIONS`` is on or off.
-Limits are decided in ``before_request``, once Flask's router has matched the view; a
-view's own text error is made the envelope in ``after_request``; the rate-limit headers
-and the request id are added where the response starts (``start_response``), as the WSGI
-middleware adds them. The machinery is the private WSGI driver, ``restfault._wsgi``.
+Limits are decided in ``before_request``, once Flask's router has matched the view. Where
+the response starts (``start_response``), as in the WSGI middleware, a view's own text
+error is held to be answered with the envelope, and the rate-limit headers and the
+request id are added: restfault has no ``after_request`` hook, which Flask would pay for on
+every request. The machinery is the private WSGI driver, ``restfault._wsgi``.
 """
 
 from __future__ import annotations
@@ -30,14 +31,14 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ._adapter import RoutedAdapter
 from ._core import Core
-from ._http import clean_headers, is_json_media_type
+from ._http import clean_headers
 from ._logging import logger
 from ._options import Options, Unpack
 from ._registry import NO_ENDPOINT, EndpointRules, endpoint_name, reachable
 from ._settings import Settings
 from ._storage import SyncLimiter
-from ._translate import active_translations, http_exception
-from ._wsgi import EXCHANGE_KEY, Body, Exchange, admit, answer, respond, response_headers
+from ._translate import active_translations
+from ._wsgi import EXCHANGE_KEY, Body, Exchange, admit, answer, passing_on, respond
 
 __all__ = ["RestFault"]
 
@@ -65,33 +66,33 @@ class RestFault(RoutedAdapter):
         app.register_error_handler(Exception, self._handle)
         position = len(app.before_request_funcs.get(None, ()))
         app.before_request(self._before_request)
-        app.after_request(self._after_request)
         # Whether restfault's before_request hook is in the app's list: Flask pays for
         # every hook on every request, and it has nothing to do while no limit applies
         # or requests are decided before Flask runs (then it is taken out, and put back
         # at its place should a limit be declared later).
         hooked = [True]
         # Around Flask's wsgi_app (one call, where a teardown hook costs several): the
-        # translations run_batch applies by itself; a streamed body failing before its
-        # first chunk, which Flask no longer sees, answered with the envelope; an error
-        # escaping Flask itself (PROPAGATE_EXCEPTIONS) too; deduct_when after the response.
+        # translations run_batch applies by itself; a view's own text error, held where
+        # its response starts (``passing_on``) and answered with the envelope by ``Body``;
+        # a streamed body failing before its first chunk, which Flask no longer sees,
+        # answered too; an error escaping Flask itself (PROPAGATE_EXCEPTIONS) too;
+        # deduct_when after the response.
         wsgi_app, core, limiter = app.wsgi_app, self.core, self.limiter
 
         def restfault_wsgi_app(environ: Any, start_response: Any) -> Any:
             exchange = Exchange(core, environ, start_response)
             environ[EXCHANGE_KEY] = exchange
-
-            def passed_on(status: str, headers: Any, exc_info: Any = None) -> Any:
-                exchange.started = True
-                exchange.status = int(status.split(" ", 1)[0])
-                headers = response_headers(core, exchange, headers)
-                return start_response(status, headers, exc_info)
-
-            early = core.admits_unrouted and self._decides_before_flask(app)
-            if (core.admits and not early) is not hooked[0]:
+            admits = core.admits
+            early = admits and core.admits_unrouted and self._decides_before_flask(app)
+            if (admits and not early) is not hooked[0]:
                 hooked[0] = not hooked[0]
                 self._hook_before_request(app, hooked[0], position)
-            token = active_translations.set(core.translations)
+            translations = core.translations
+            token = (
+                active_translations.set(translations)
+                if translations or active_translations.get() is not None
+                else None  # run_batch finds none either way
+            )
             try:
                 answered = None
                 if early:
@@ -101,7 +102,7 @@ class RestFault(RoutedAdapter):
                     answered = exchange.run(admit, core, limiter, exchange)
                 body: Iterable[bytes]
                 if answered is None:
-                    body = exchange.run(wsgi_app, environ, passed_on)
+                    body = exchange.run(wsgi_app, environ, passing_on(core, exchange))
                 else:  # a 429
                     status, headers, content = answered
                     respond(core, exchange, status, headers)
@@ -109,9 +110,14 @@ class RestFault(RoutedAdapter):
             except Exception as exc:
                 body = exchange.run(answer, core, exchange, exc)
             finally:
-                active_translations.reset(token)
+                if token is not None:
+                    active_translations.reset(token)
             file_wrapper = environ.get("wsgi.file_wrapper")
-            if isinstance(file_wrapper, type) and isinstance(body, file_wrapper):
+            if (
+                exchange.held is None
+                and isinstance(file_wrapper, type)
+                and isinstance(body, file_wrapper)
+            ):
                 return body  # left as it is, so the server can still sendfile() it
             return Body(core, limiter, body, exchange)
 
@@ -128,7 +134,7 @@ class RestFault(RoutedAdapter):
         """Whether a request to ``app`` may be admitted before Flask runs (when the core
         needs no router, ``Core.admits_unrouted``): no Blueprint is exempt, restfault's
         ``before_request`` is the app's first (no hook of the app would run before the
-        decision) and its ``after_request`` the only one (Flask-CORS and its kind add
+        decision) and the app has no ``after_request`` hook (Flask-CORS and its kind add
         their headers there, to a 429 too). Flask refuses new hooks once it has handled
         a request, so this is decided once per app."""
         decided = self._before_flask.get(app)
@@ -139,7 +145,7 @@ class RestFault(RoutedAdapter):
                 not self._exempt_blueprints
                 and bool(befores)
                 and befores[0] == self._before_request
-                and afters == [self._after_request]
+                and not afters
             )
             self._before_flask[app] = decided
         return decided
@@ -208,18 +214,6 @@ class RestFault(RoutedAdapter):
                 "decorate the function the route is given (check the decorator order)",
                 endpoint_name(function),
             )
-
-    def _after_request(self, response: WerkzeugResponse) -> WerkzeugResponse:
-        if (
-            response.status_code >= 400
-            and self.core.settings.convert_error_responses
-            and not is_json_media_type(response.content_type)
-        ):
-            # A view's own text or HTML error (``return "nope", 404``): the envelope, with
-            # the status and headers kept, as the ASGI and WSGI middlewares answer.
-            rest = http_exception(response.status_code, None, response.headers.items())
-            response = self._handle(rest)
-        return response
 
     def _handle(self, exc: Exception) -> WerkzeugResponse:
         if isinstance(exc, InternalServerError) and exc.original_exception is not None:

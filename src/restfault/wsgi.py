@@ -13,11 +13,9 @@ machinery is the private WSGI driver, ``restfault._wsgi``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from ._adapter import Adapter
 from ._core import Core
-from ._http import is_json_media_type
 from ._options import Options, Unpack
 from ._settings import Settings
 from ._storage import SyncLimiter
@@ -29,9 +27,8 @@ from ._wsgi import (
     StartResponse,
     admit,
     answer,
-    discard,
+    passing_on,
     respond,
-    response_headers,
 )
 
 __all__ = ["RestFaultMiddleware"]
@@ -55,25 +52,11 @@ class RestFaultMiddleware(Adapter):
         core = self.core
         exchange = Exchange(core, environ, start_response)
 
-        def hold_errors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            code = int(status.split(" ", 1)[0])
-            content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
-            if (
-                core.settings.convert_error_responses
-                and code >= 400
-                and not is_json_media_type(content_type)
-            ):
-                exchange.held = (code, headers)
-                return discard
-            exchange.started = True
-            exchange.status = code
-            return start_response(status, response_headers(core, exchange, headers), exc_info)
-
         token = active_translations.set(core.translations)
         try:
             # The request's id is current while the app runs (and in Body, while it
             # produces a streamed body).
-            return exchange.run(self._call, exchange, hold_errors)
+            return exchange.run(self._call, exchange, passing_on(core, exchange))
         finally:
             active_translations.reset(token)
 
