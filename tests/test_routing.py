@@ -347,11 +347,13 @@ def test_a_routing_404_counts_and_is_refused_like_any_request() -> None:
     assert replies[1].headers["x-ratelimit-remaining"] == "0"
 
 
-def _late_limit_app(kind: str) -> tuple[Callable[[str], Any], Any, Callable[..., Any]]:
-    """An app with no limit at all, its adapter and the endpoint a limit is put on later."""
+def _late_limit_app(
+    kind: str, options: dict[str, Any]
+) -> tuple[Callable[[str], Any], Any, Callable[..., Any]]:
+    """An app with no endpoint limit, its adapter and the endpoint a limit is put on later."""
     if kind == "flask":
         flask_app = Flask("restfault_tests")
-        flask_rf = restfault.flask.RestFault(flask_app)
+        flask_rf = restfault.flask.RestFault(flask_app, **options)
 
         @flask_app.get("/things")
         def view() -> dict[str, Any]:
@@ -370,15 +372,19 @@ def _late_limit_app(kind: str) -> tuple[Callable[[str], Any], Any, Callable[...,
         app = Starlette(routes=[Mount("/", routes=[Route("/things", things)])])
     else:
         app = Starlette(routes=[Route("/things", things)])
-    return TestClient(app).get, restfault.starlette.RestFault(app), things
+    return TestClient(app).get, restfault.starlette.RestFault(app, **options), things
 
 
+@pytest.mark.parametrize("defaults", [None, "100/minute"], ids=["no-limits", "default-limits"])
 @pytest.mark.parametrize("kind", ["starlette", "mounted", "fastapi", "flask"])
-def test_a_limit_declared_after_the_app_served_still_applies(kind: str, clock: FakeClock) -> None:
-    """With nothing to decide, a request reaches its endpoint as if restfault were not
-    there (no dispatch point, no request hook); a limit declared later takes effect at
-    the next request, and an exemption then leaves the endpoint's own limit in force."""
-    get, rf, endpoint = _late_limit_app(kind)
+def test_a_limit_declared_after_the_app_served_still_applies(
+    kind: str, defaults: str | None, clock: FakeClock
+) -> None:
+    """With nothing to decide, or only default limits (decided before routing), a request
+    reaches its endpoint as if restfault were not there (no dispatch point, no request
+    hook); a limit declared later takes effect at the next request, and an exemption then
+    leaves the endpoint's own limit in force."""
+    get, rf, endpoint = _late_limit_app(kind, {"default_limits": defaults} if defaults else {})
     assert [get("/things").status_code for _ in range(3)] == [200, 200, 200]
     rf.limit("1/minute")(endpoint)
     replies = [get("/things") for _ in range(2)]

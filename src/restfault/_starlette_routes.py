@@ -58,24 +58,27 @@ class Routes:
         # mount leads to routes or to an app without user middleware (see ``_walk``).
         self._bare = True
         self._walked = -1
-        # Dispatch points are put in place once requests are admitted at all (limits or
-        # maintenance mode): until then, a request reaches its endpoint as without restfault.
-        self._dispatching = False
+        self._declared = False
+        # Where a route (or a mount) calls its endpoint: a Dispatch point goes there when
+        # requests are admitted at the router (``_place``).
+        self._points: list[tuple[Route | Mount | Host, Any]] = []
         self._warned: set[Any] = set()
 
     def prepare(self) -> None:
-        """Walk the routes unless the app's route list is as it was (cheap per request)."""
+        """Walk the routes unless neither the app's route list nor whether an endpoint has
+        a limit changed (cheap per request)."""
         count = len(self.app.router.routes)
-        dispatching = self.restfault.core.admits
-        if count == self._walked and dispatching == self._dispatching:
+        registry = self.restfault.core.registry
+        if count == self._walked and registry.any_declared is self._declared:
             return
         self._walked = count
-        self._dispatching = dispatching
+        self._declared = registry.any_declared
         reached: set[Any] = set()
         self._bare = True
+        self._points = []
         self._walk(self.app.router.routes, reached)
         self.pipeline.bare_routes = self._bare
-        registry = self.restfault.core.registry
+        self._place()
         for function in registry.declared() - reached - self._warned:
             self._warned.add(function)
             logger.warning(
@@ -84,19 +87,32 @@ class Routes:
                 endpoint_name(function),
             )
 
+    def _place(self) -> None:
+        """Dispatch points where the router hands requests over, when requests are
+        decided there: not while nothing is admitted (no limit, no maintenance mode), nor
+        while every request is decided before routing (``Core.admits_unrouted``). Then a
+        request reaches its endpoint as it would without restfault."""
+        core = self.restfault.core
+        wanted = core.admits and not (self._bare and core.admits_unrouted)
+        for holder, endpoint in self._points:
+            app = holder.app
+            if isinstance(app, Dispatch):
+                if not wanted:
+                    holder.app = app.app
+            elif wanted:
+                holder.app = Dispatch(app, endpoint)
+
     def _walk(self, routes: Iterable[BaseRoute], reached: set[Any]) -> None:
         for route in routes:
             if isinstance(route, WebSocketRoute):
                 continue
             if isinstance(route, Route):
                 reached.update(reachable(route.endpoint))
-                dispatched = isinstance(route.app, Dispatch)
                 # A function: Starlette's own wrapper of the endpoint; anything else is
                 # route-level middleware (or an ASGI endpoint class) around it.
                 app = route.app.app if isinstance(route.app, Dispatch) else route.app
                 self._bare = self._bare and _bare_endpoint(app)
-                if self._dispatching and not dispatched:
-                    route.app = Dispatch(route.app, route.endpoint)
+                self._points.append((route, route.endpoint))
                 _admit_in_handler(route)
             elif isinstance(route, Mount | Host):
                 self._mounted(route, reached)
@@ -115,16 +131,16 @@ class Routes:
             self._bare = False
         if sub is not None and getattr(sub.state, "restfault", None) is not None:
             # It has a RestFault of its own: a request entering it is dispatched here.
-            if self._dispatching and not isinstance(route.app, Dispatch):
-                route.app = Dispatch(route.app, sub)
+            self._points.append((route, sub))
             return
         if sub is not None:
             self.restfault.install_handlers(sub, top=False)
         routes = route.routes
         if sub is not None or routes:
             self._walk(routes, reached)
-        elif not isinstance(route.app, Dispatch):  # any other ASGI app: an endpoint itself
-            route.app = Dispatch(route.app, route.app)
+        else:  # any other ASGI app: an endpoint itself
+            app = route.app.app if isinstance(route.app, Dispatch) else route.app
+            self._points.append((route, app))
 
 
 def _bare_endpoint(app: Any) -> bool:
