@@ -34,7 +34,7 @@ from ._policies import Admission, Check, Steps
 from ._registry import NO_ENDPOINT
 from ._request_id import request_id_var
 from ._storage import AsyncLimiter
-from ._translate import active_translations
+from ._translate import activate, deactivate
 
 __all__ = ["Pipeline"]
 
@@ -104,12 +104,7 @@ class Pipeline:
                 return
             await send(message)
 
-        translations = core.translations
-        token = (
-            active_translations.set(translations)
-            if translations or active_translations.get() is not None
-            else None  # run_batch finds none either way
-        )
+        activation = activate(core.translations)
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
@@ -120,8 +115,7 @@ class Pipeline:
             if await self.answer(RequestState.late(self, scope, send, began), exc):
                 raise
         finally:
-            if token is not None:
-                active_translations.reset(token)
+            deactivate(activation)
 
     async def stateful(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request with something to decide: its ``RequestState`` lives in the scope."""
@@ -169,7 +163,7 @@ class Pipeline:
                 multiprocessing.parent_process() is not None,  # uvicorn --workers
                 any(name.lower() in _PROXY_HEADERS for name, _ in headers),
             )
-        token = active_translations.set(core.translations)
+        activation = activate(core.translations)
         try:
             if not core.admits:
                 state.admitted = True  # nothing to decide, for every request
@@ -188,7 +182,7 @@ class Pipeline:
             if await self.answer(state, exc):
                 raise
         finally:
-            active_translations.reset(token)
+            deactivate(activation)
             if id_token is not None:
                 request_id_var.reset(id_token)
             scope[STATE_KEY] = outer

@@ -35,7 +35,7 @@ from ._errors import (
 from ._headers import converted_headers
 from ._well_formed import well_formed
 
-__all__ = ["Translations", "active_translations", "to_rest_exception"]
+__all__ = ["Translations", "activate", "active_translations", "deactivate", "to_rest_exception"]
 
 logger = logging.getLogger("restfault")
 
@@ -103,6 +103,21 @@ class Translations:
 active_translations: contextvars.ContextVar[Translations | None] = contextvars.ContextVar(
     "restfault_active_translations", default=None
 )
+Activation = contextvars.Token[Translations | None] | None
+
+
+def activate(translations: Translations) -> Activation:
+    """Make ``translations`` the ones ``run_batch`` applies while a request is handled;
+    undone by ``deactivate``. Nothing is set (None) when there is nothing to change:
+    none registered and none active, so ``run_batch`` finds none either way."""
+    if translations or active_translations.get() is not None:
+        return active_translations.set(translations)
+    return None
+
+
+def deactivate(activation: Activation) -> None:
+    if activation is not None:
+        active_translations.reset(activation)
 
 
 def to_rest_exception(

@@ -37,7 +37,7 @@ from ._options import Options, Unpack
 from ._registry import NO_ENDPOINT, EndpointRules, endpoint_name, reachable
 from ._settings import Settings
 from ._storage import SyncLimiter
-from ._translate import active_translations
+from ._translate import activate, deactivate
 from ._wsgi import EXCHANGE_KEY, Body, Exchange, admit, answer, passing_on, respond
 
 __all__ = ["RestFault"]
@@ -87,12 +87,7 @@ class RestFault(RoutedAdapter):
             if (admits and not early) is not hooked[0]:
                 hooked[0] = not hooked[0]
                 self._hook_before_request(app, hooked[0], position)
-            translations = core.translations
-            token = (
-                active_translations.set(translations)
-                if translations or active_translations.get() is not None
-                else None  # run_batch finds none either way
-            )
+            activation = activate(core.translations)
             try:
                 answered = None
                 if early:
@@ -110,8 +105,7 @@ class RestFault(RoutedAdapter):
             except Exception as exc:
                 body = exchange.run(answer, core, exchange, exc)
             finally:
-                if token is not None:
-                    active_translations.reset(token)
+                deactivate(activation)
             file_wrapper = environ.get("wsgi.file_wrapper")
             if (
                 exchange.held is None

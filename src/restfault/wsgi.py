@@ -19,7 +19,7 @@ from ._core import Core
 from ._options import Options, Unpack
 from ._settings import Settings
 from ._storage import SyncLimiter
-from ._translate import active_translations
+from ._translate import activate, deactivate
 from ._wsgi import (
     Body,
     Environ,
@@ -52,13 +52,13 @@ class RestFaultMiddleware(Adapter):
         core = self.core
         exchange = Exchange(core, environ, start_response)
 
-        token = active_translations.set(core.translations)
+        activation = activate(core.translations)
         try:
             # The request's id is current while the app runs (and in Body, while it
             # produces a streamed body).
             return exchange.run(self._call, exchange, passing_on(core, exchange))
         finally:
-            active_translations.reset(token)
+            deactivate(activation)
 
     def _call(self, exchange: Exchange, start_response: StartResponse) -> Iterable[bytes]:
         core = self.core
