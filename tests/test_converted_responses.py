@@ -35,16 +35,20 @@ CONVERTED = [
 @pytest.mark.parametrize(
     "content_type", ["text/plain; charset=utf-8", "text/html", None], ids=["plain", "html", "none"]
 )
+# With nothing to admit a request carries no state of restfault's; with a limit it does:
+# the two roads convert alike.
+@pytest.mark.parametrize("limits", [None, "1000/minute"], ids=["no-limits", "limited"])
 def test_non_json_error_response_becomes_the_envelope(
     harness: MakeHarness,
     status: int,
     headers: list[tuple[str, str]],
     code: str,
     content_type: str | None,
+    limits: str | None,
 ) -> None:
     own = [("Content-Type", content_type)] if content_type else []
     own.append(("Content-Length", "9"))  # the app's, for a body it no longer sends
-    app = harness(style="bkend")
+    app = harness(style="bkend", **({"default_limits": limits} if limits else {}))
     app.route("/x")(lambda: Raw(status, own + headers, [b"<p>", b"original", b" page"]))
 
     reply = app.get("/x")

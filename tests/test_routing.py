@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 
 import restfault.flask
 import restfault.starlette
-from restfault import ConfigurationError, NotFoundException
+from restfault import ConfigurationError, NotFoundException, UnauthorizedException
 from tests.harness import FakeClock
 
 Endpoint = Callable[[Request], Any]
@@ -484,6 +484,15 @@ class _Guard:
         await self.app(scope, receive, send)
 
 
+class _RaisingGuard(_Guard):
+    """The same guard, raising restfault's 401 instead of answering its own."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (b"x-token", b"t") not in scope["headers"]:
+            raise UnauthorizedException("no token")
+        await self.app(scope, receive, send)
+
+
 def _guarded(app: Any) -> Any:
     from starlette.middleware import Middleware
 
@@ -505,6 +514,12 @@ def _guarded(app: Any) -> Any:
             id="route-middleware",
         ),
         pytest.param(
+            lambda: [Route("/thing", ok, middleware=[_guarded(_RaisingGuard)])],
+            "/thing",
+            True,
+            id="route-middleware-raising",
+        ),
+        pytest.param(
             lambda: [
                 Mount(
                     "/sub",
@@ -524,11 +539,15 @@ def test_every_route_layout_counts_and_refuses_alike(
     is decided before routing when nothing of the app's lies between restfault and the
     endpoint, else where the router hands it over (middleware on a route or a mounted
     app runs first). Either way every request counts — one the app's own middleware
-    answers too, as a routing 404 does — and the 429 is the same."""
+    answers or raises an error for too, as a routing 404 does — and the 429 is the same."""
     app = Starlette(routes=routes())
     restfault.starlette.RestFault(app, default_limits="2/minute")
     client = TestClient(app)
-    assert statuses(client, path, 3) == ([401, 401, 429] if guarded else [200, 200, 429])
+    replies = [client.get(path) for _ in range(3)]
+    assert [r.status_code for r in replies] == ([401, 401, 429] if guarded else [200, 200, 429])
+    if guarded:  # the guard's own text 401, or the one it raised: the envelope either way
+        assert replies[0].json()["error"]["code"] == 401
+        assert replies[0].headers["x-ratelimit-remaining"] == "1"
     assert statuses(client, path, 2, headers={"X-Token": "t"}) == [429, 429]
     limited = client.get(path, headers={"X-Token": "t"})
     assert limited.json()["error"]["code"] == 429
