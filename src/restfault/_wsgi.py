@@ -3,32 +3,26 @@
 Shared by ``restfault.wsgi`` and the Flask adapter. An ``Exchange`` is one request (its
 id too: ``request_id_header``); ``admit`` decides its maintenance mode and limits (sync
 ``limits`` storage, bounded by ``storage_timeout``); ``answer`` starts the envelope of an
-exception; ``Body`` wraps the app's body iterable to convert a held error response, to
-answer a failure before the first chunk with the envelope (after it, log and re-raise, so
-the server closes the connection instead of sending a second, corrupt response), to hold
-the request's id while a streamed body is produced, and to count ``deduct_when`` limits
-once the response is done.
+exception; ``passing_on`` is the ``start_response`` the app is given. The body iterable
+around the app's is ``_wsgi_body.Body``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ._core import Core
 from ._http import clean_headers, status_line
 from ._limiting import PlanItem, Verdict
-from ._logging import log_after_start
 from ._policies import Admission, Check, Steps
 from ._registry import NO_ENDPOINT, EndpointRules
 from ._request_id import assign_request_id, request_id_var
 from ._storage import SyncLimiter
-from ._translate import http_exception
 
 __all__ = [
     "Answer",
-    "Body",
     "Exchange",
     "admit",
     "answer",
@@ -230,59 +224,6 @@ def finish(core: Core, limiter: SyncLimiter, exchange: Exchange) -> None:
 
 def discard(data: bytes) -> None:
     """The write() of a response restfault replaces: the bytes are not sent."""
-
-
-class Body:
-    """The app's body iterable: converts a held error response, answers a failure before
-    the first chunk with the envelope, logs (and re-raises) one after it, and counts the
-    ``deduct_when`` limits when closed."""
-
-    def __init__(
-        self, core: Core, limiter: SyncLimiter, body: Iterable[bytes], exchange: Exchange
-    ) -> None:
-        self.core = core
-        self.limiter = limiter
-        self.body = body
-        self.exchange = exchange
-
-    def __iter__(self) -> Iterator[bytes]:
-        exchange = self.exchange
-        iterator = iter(self.body)
-        # A server sends the headers with the first non-empty chunk (PEP 3333): until then
-        # the envelope can still replace them, even after start_response was passed on.
-        body_sent = False
-        traced = exchange.request_id is not None
-        while exchange.held is None:
-            try:
-                # The request's id is current while the app produces each chunk, never
-                # while the server holds the generator.
-                chunk = exchange.run(next, iterator) if traced else next(iterator)
-            except StopIteration:
-                break
-            except Exception as exc:
-                if body_sent:
-                    environ = exchange.environ
-                    method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
-                    exchange.run(log_after_start, exc, method, path)
-                    raise
-                yield from exchange.run(answer, self.core, exchange, exc)
-                return
-            if exchange.held is None:
-                body_sent = body_sent or bool(chunk)
-                yield chunk
-        if exchange.held is not None:
-            status, headers = exchange.held
-            exchange.held = None
-            held = http_exception(status, None, headers)
-            yield from exchange.run(answer, self.core, exchange, held)
-
-    def close(self) -> None:
-        try:
-            close = getattr(self.body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            finish(self.core, self.limiter, self.exchange)
 
 
 def _drive(steps: Steps, limiter: SyncLimiter) -> Admission:

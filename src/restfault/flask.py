@@ -38,7 +38,8 @@ from ._registry import NO_ENDPOINT, EndpointRules, endpoint_name, reachable
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import activate, deactivate
-from ._wsgi import EXCHANGE_KEY, Body, Exchange, admit, answer, passing_on, respond
+from ._wsgi import EXCHANGE_KEY, Exchange, admit, answer, passing_on, respond
+from ._wsgi_body import Body
 
 __all__ = ["RestFault"]
 

@@ -21,7 +21,6 @@ from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import activate, deactivate
 from ._wsgi import (
-    Body,
     Environ,
     Exchange,
     StartResponse,
@@ -30,6 +29,7 @@ from ._wsgi import (
     passing_on,
     respond,
 )
+from ._wsgi_body import Body
 
 __all__ = ["RestFaultMiddleware"]
 
