@@ -69,6 +69,13 @@ class Pipeline:
         # router either (``Core.admits_unrouted``), requests are admitted before routing.
         self.bare_routes = False
 
+    @property
+    def decides_before_routing(self) -> bool:
+        """Whether a request is admitted before the app runs: no router hands it over
+        (``restfault.asgi``), or nothing the router finds could change the decision and
+        nothing of the app's runs between restfault and the endpoint."""
+        return not self.routed or (self.bare_routes and self.core.admits_unrouted)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -167,9 +174,7 @@ class Pipeline:
         try:
             if not core.admits:
                 state.admitted = True  # nothing to decide, for every request
-            elif (
-                not self.routed or (self.bare_routes and core.admits_unrouted)
-            ) and await self.admit(state, None):
+            elif self.decides_before_routing and await self.admit(state, None):
                 return
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:

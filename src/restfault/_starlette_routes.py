@@ -92,8 +92,7 @@ class Routes:
         decided there: not while nothing is admitted (no limit, no maintenance mode), nor
         while every request is decided before routing (``Core.admits_unrouted``). Then a
         request reaches its endpoint as it would without restfault."""
-        core = self.restfault.core
-        wanted = core.admits and not (self._bare and core.admits_unrouted)
+        wanted = self.restfault.core.admits and not self.pipeline.decides_before_routing
         for holder, endpoint in self._points:
             app = holder.app
             if isinstance(app, Dispatch):
@@ -110,8 +109,7 @@ class Routes:
                 reached.update(reachable(route.endpoint))
                 # A function: Starlette's own wrapper of the endpoint; anything else is
                 # route-level middleware (or an ASGI endpoint class) around it.
-                app = route.app.app if isinstance(route.app, Dispatch) else route.app
-                self._bare = self._bare and _bare_endpoint(app)
+                self._bare = self._bare and _bare_endpoint(_undispatched(route.app))
                 self._points.append((route, route.endpoint))
                 _admit_in_handler(route)
             elif isinstance(route, Mount | Host):
@@ -139,8 +137,12 @@ class Routes:
         if sub is not None or routes:
             self._walk(routes, reached)
         else:  # any other ASGI app: an endpoint itself
-            app = route.app.app if isinstance(route.app, Dispatch) else route.app
-            self._points.append((route, app))
+            self._points.append((route, _undispatched(route.app)))
+
+
+def _undispatched(app: Any) -> Any:
+    """A route's app as the app gave it: without the Dispatch point restfault put there."""
+    return app.app if isinstance(app, Dispatch) else app
 
 
 def _bare_endpoint(app: Any) -> bool:
