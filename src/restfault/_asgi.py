@@ -208,7 +208,13 @@ class Pipeline:
         planned = core.plan_at_once(method, state.path, rules, state.client_key)
         if planned is not None:
             applicable, plan = planned
-            verdict = await self.limiter.check(plan) if plan else None
+            limiter = self.limiter
+            if not plan:
+                verdict = None
+            elif limiter.local is not None:  # memory://: nothing to await
+                verdict = limiter.check_in_process(limiter.local, plan)
+            else:
+                verdict = await limiter.check(plan)
             admission = core.admitted(applicable, plan, verdict, time.time)
         else:
             steps = core.admit(

@@ -116,6 +116,14 @@ def evaluate_in_process(
     limit. None for any other plan."""
     if how.strategy != "fixed-window":
         return None
+    if len(plan) == 1:  # most requests: one limit applies
+        item = plan[0]
+        limit = item.limit
+        if not limit.plain:
+            return None
+        count, end = counters.hit_fixed(item.key, limit.window, item.cost)
+        decision = _decision(item, count <= limit.amount, limit.amount - count, end)
+        return _verdict(plan, [decision], how.denials, now)
     for item in plan:
         if not item.limit.plain:
             return None
@@ -144,8 +152,11 @@ def _verdict(
     for item, decision in zip(plan, decisions, strict=True):
         # Nothing passes until then. A penalty starts with a refused request, in the
         # storage where every process sees it: a spent window alone is not cached for it.
-        penalty = item.limit.options.block_for is not None
-        if decision.enforced and decision.remaining <= 0 and not (penalty and decision.allowed):
+        if (
+            decision.remaining <= 0
+            and decision.enforced
+            and not (decision.allowed and item.limit.options.block_for is not None)
+        ):
             denials.set(item.key, decision.reset, now)
     return Verdict.of(decisions)
 

@@ -286,6 +286,9 @@ class Policies(Inspections):
 
 def simple_plan(limits: tuple[Limit, ...], client_key: str) -> list[PlanItem]:
     """The plan of limits keyed by the client, of fixed cost: no callable to call."""
+    if len(limits) == 1:  # most requests: without a comprehension's frame
+        only = limits[0]
+        return [PlanItem(only, only.storage_prefix + client_key, only.fixed_cost)]
     return [PlanItem(x, x.storage_prefix + client_key, x.fixed_cost) for x in limits]
 
 

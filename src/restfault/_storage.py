@@ -141,11 +141,15 @@ class _Limiter(Generic[S]):
         storage, evaluation = self._fallback
         return run(storage, steps(evaluation))
 
-    def _in_process(self, local: InProcessStorage, plan: Sequence[PlanItem]) -> Verdict:
-        """The evaluation on ``memory://``: dict work under a lock held for microseconds,
-        no I/O, so nothing to await or to time out (the commonest plan without a generator)."""
+    def check_in_process(self, local: InProcessStorage, plan: Sequence[PlanItem]) -> Verdict:
+        """``check`` on ``memory://`` (``local``): dict work under a lock held for
+        microseconds, no I/O, so nothing to await or to time out (the commonest plan
+        without a generator)."""
         now = time.time()
         how = self.evaluation
+        denials = how.denials
+        if denials.times and (known := known_denial(plan, denials, now)):
+            return known
         verdict = evaluate_in_process(plan, local, how, now)
         return verdict if verdict is not None else run(local, evaluate(plan, how, now))
 
@@ -166,11 +170,11 @@ class SyncLimiter(_Limiter[SyncStorage]):
 
     def check(self, plan: Sequence[PlanItem]) -> Verdict | None:
         """Evaluate every limit of ``plan``: the verdict, or None (no limit counted)."""
+        if self.local is not None:
+            return self.check_in_process(self.local, plan)
         denials = self.evaluation.denials
         if denials.times and (known := known_denial(plan, denials, time.time())):
             return known
-        if self.local is not None:
-            return self._in_process(self.local, plan)
         return self._call(self._steps(plan), None)
 
     def deduct(self, items: Sequence[PlanItem]) -> None:
@@ -211,12 +215,13 @@ class AsyncLimiter(_Limiter[AsyncStorage]):
         ] = weakref.WeakKeyDictionary()
 
     async def check(self, plan: Sequence[PlanItem]) -> Verdict | None:
-        """Evaluate every limit of ``plan``: the verdict, or None (no limit counted)."""
+        """Evaluate every limit of ``plan``: the verdict, or None (no limit counted). On
+        ``memory://`` the driver calls ``check_in_process`` instead: nothing to await."""
+        if self.local is not None:
+            return self.check_in_process(self.local, plan)
         denials = self.evaluation.denials
         if denials.times and (known := known_denial(plan, denials, time.time())):
             return known
-        if self.local is not None:
-            return self._in_process(self.local, plan)
         return await self._call(self._steps(plan), None)
 
     async def deduct(self, items: Sequence[PlanItem]) -> None:
