@@ -14,8 +14,10 @@ adapter. Per HTTP request (other scopes pass straight through) it
 - never rewrites a response that has started: the error is logged and re-raised, so the
   server closes the connection.
 
-Per-request state lives in a ``RequestState`` kept in the scope, never on ``self``; a
-request with nothing to admit and no id gets one only if an error needs its facts.
+Per-request state lives in a ``RequestState`` kept in the scope, never on ``self``. A
+request without an id that is decided before the app runs (or has nothing to decide)
+carries none: one is made only if an error needs its facts. Admission itself is
+``_asgi_admission.Admitting``.
 """
 
 from __future__ import annotations
@@ -25,12 +27,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._asgi_messages import Message, Receive, Scope, Send, converted, header, send_envelope
-from ._asgi_state import ANSWERED_KEY, BEGAN_KEY, STATE_KEY, ASGIApp, RequestState
+from ._asgi_admission import Admitting
+from ._asgi_messages import (
+    Message,
+    Receive,
+    Scope,
+    Send,
+    converted,
+    header,
+    route_path,
+    send_envelope,
+)
+from ._asgi_state import ANSWERED_KEY, BEGAN_KEY, STATE_KEY, ASGIApp, RequestState, client_key
 from ._core import Core
 from ._limiting import Verdict
 from ._logging import log_after_start
-from ._policies import Admission, Check, Steps
 from ._registry import NO_ENDPOINT
 from ._request_id import request_id_var
 from ._storage import AsyncLimiter
@@ -41,7 +52,7 @@ __all__ = ["Pipeline"]
 _PROXY_HEADERS = (b"x-forwarded-for", b"forwarded")
 
 
-class Pipeline:
+class Pipeline(Admitting):
     """The ASGI machinery, shared by ``RestFaultMiddleware`` and the Starlette adapter.
 
     ``routed`` says a ``Dispatch`` point will admit each request once the framework's
@@ -83,13 +94,34 @@ class Pipeline:
         if self.prepare is not None:
             self.prepare()
         core = self.core
-        if core.admits or core.request_id_raw or scope.get(STATE_KEY) is not None:
+        if core.requests_to_inspect > 0:
+            headers = scope.get("headers", ())
+            core.inspect_request(
+                multiprocessing.parent_process() is not None,  # uvicorn --workers
+                any(name.lower() in _PROXY_HEADERS for name, _ in headers),
+            )
+        admits = core.admits
+        if (
+            core.request_id_raw
+            or scope.get(STATE_KEY) is not None
+            or (admits and not self.decides_before_routing)
+        ):
             await self.stateful(scope, receive, send)
             return
-        # Nothing to admit and no id to give (no limits, no maintenance mode, no request
-        # ids): only the request's errors are restfault's, and its facts are gathered
-        # when one happens. A framework's non-JSON error response is still converted.
+        # No request id, and nothing to admit or all of it decided before the app runs:
+        # the request carries no state. Its facts are gathered if an error needs them
+        # (``RequestState.late``); a framework's non-JSON error response is still
+        # converted, and the rate-limit headers added.
         began = scope[BEGAN_KEY] = time.perf_counter()
+        planned = None
+        if admits:
+            planned = core.plan_at_once(
+                scope["method"], route_path(scope), NO_ENDPOINT, lambda: client_key(core, scope)
+            )
+            if planned is None or planned[0].deducts:  # nothing counted yet
+                await self.stateful(scope, receive, send)
+                return
+        verdict: Verdict | None = None
         started = False
         held: Message | None = None
 
@@ -97,29 +129,39 @@ class Pipeline:
             nonlocal started, held
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if status >= 400 and core.replaces(
-                    status, header(message.get("headers", ()), b"content-type")
-                ):
+                sent = message.get("headers", ())
+                if status >= 400 and core.replaces(status, header(sent, b"content-type")):
                     held = message  # answer with the envelope once the app's body is done
                     return
                 started = True
+                if verdict is not None:
+                    extra = core.raw_rate_headers(verdict, time.time())
+                    if extra:
+                        message = {**message, "headers": [*sent, *extra]}
             elif held is not None and message["type"] == "http.response.body":
                 if not message.get("more_body", False):
                     start, held = held, None
                     started = True  # restfault's own answer: never a second start
-                    await self.answer(RequestState.late(self, scope, send, began), converted(start))
+                    state = RequestState.late(self, scope, send, began, verdict)
+                    await self.answer(state, converted(start))
                 return
             await send(message)
 
         activation = activate(core.translations)
         try:
+            if planned is not None:
+                verdict = (await self.checked(*planned)).verdict
+                if verdict is not None and verdict.denied:
+                    state = RequestState.late(self, scope, send, began, verdict)
+                    await self.refuse(state, verdict)
+                    return
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
             if started:
                 log_after_start(exc, scope.get("method", ""), scope.get("path", ""))
                 scope[ANSWERED_KEY] = exc
                 raise
-            if await self.answer(RequestState.late(self, scope, send, began), exc):
+            if await self.answer(RequestState.late(self, scope, send, began, verdict), exc):
                 raise
         finally:
             deactivate(activation)
@@ -164,12 +206,6 @@ class Pipeline:
                 return
             await send(message)
 
-        if core.requests_to_inspect > 0:
-            headers = scope.get("headers", ())
-            core.inspect_request(
-                multiprocessing.parent_process() is not None,  # uvicorn --workers
-                any(name.lower() in _PROXY_HEADERS for name, _ in headers),
-            )
         activation = activate(core.translations)
         try:
             if not core.admits:
@@ -193,81 +229,6 @@ class Pipeline:
             scope[STATE_KEY] = outer
             if state.deducts and state.status:
                 await self.deduct(state)
-
-    # -- admission ----------------------------------------------------------------------
-
-    async def admit(self, state: RequestState, endpoint: Any) -> bool:
-        """Decide this request's maintenance mode and limits, once; True when restfault
-        has answered it."""
-        state.admitted = True
-        core = self.core
-        method = state.method
-        rules = (
-            core.registry.for_endpoint(endpoint, method) if endpoint is not None else NO_ENDPOINT
-        )
-        planned = core.plan_at_once(method, state.path, rules, state.client_key)
-        if planned is not None:
-            applicable, plan = planned
-            limiter = self.limiter
-            if not plan:
-                verdict = None
-            elif limiter.local is not None:  # memory://: nothing to await
-                verdict = limiter.check_in_process(limiter.local, plan)
-            else:
-                verdict = await limiter.check(plan)
-            admission = core.admitted(applicable, plan, verdict, time.time)
-        else:
-            steps = core.admit(
-                method,
-                state.path,
-                rules,
-                state.client_key,
-                state.app_request,
-                time.time,
-            )
-            admission = await self._drive(steps)
-            if admission.unavailable is not None:
-                response = core.unavailable(admission.unavailable, state)
-                await send_envelope(state.send_own, response, [], method == "HEAD")
-                return True
-        verdict = state.verdict = admission.verdict
-        state.deducts = admission.deducts
-        if verdict is not None and verdict.denied:
-            await self.refuse(state, verdict)
-            return True
-        return False
-
-    async def _drive(self, steps: Steps) -> Admission:
-        """Run an admission: evaluate its plan on the storage, await what the app's
-        callables return when it is awaitable."""
-        try:
-            value = next(steps)
-            while True:
-                if type(value) is Check:
-                    value = await self.limiter.check(value.plan)
-                elif hasattr(value, "__await__"):
-                    value = await value
-                value = steps.send(value)
-        except StopIteration as done:
-            admission: Admission = done.value
-            return admission
-
-    async def refuse(self, state: RequestState, verdict: Verdict) -> None:
-        """Answer the 429 of ``verdict``: its envelope rendered once per code, with this
-        request's Retry-After and rate-limit headers."""
-        denial, extra = self.core.raw_refusal(verdict, state, time.time())
-        headers = [*denial.raw_headers, *extra]
-        body = b"" if state.method == "HEAD" else denial.body
-        state.started = True
-        state.status = 429
-        await state.send({"type": "http.response.start", "status": 429, "headers": headers})
-        await state.send({"type": "http.response.body", "body": body})
-
-    async def deduct(self, state: RequestState) -> None:
-        """Count the ``deduct_when`` limits whose predicate holds for the final status."""
-        counted = self.core.counted_after(state.deducts, state.status)
-        if counted:
-            await self.limiter.deduct(counted)
 
     def rate_headers(self, state: RequestState, sent: Any) -> list[tuple[bytes, bytes]]:
         """The headers restfault adds to the app's response: rate limits, and the request

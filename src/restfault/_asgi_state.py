@@ -17,8 +17,17 @@ from ._request_id import assign_request_id
 
 if TYPE_CHECKING:
     from ._asgi import Pipeline
+    from ._core import Core
 
-__all__ = ["ANSWERED_KEY", "BEGAN_KEY", "STATE_KEY", "ASGIApp", "Dispatch", "RequestState"]
+__all__ = [
+    "ANSWERED_KEY",
+    "BEGAN_KEY",
+    "STATE_KEY",
+    "ASGIApp",
+    "Dispatch",
+    "RequestState",
+    "client_key",
+]
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 STATE_KEY = "restfault.state"
@@ -68,23 +77,26 @@ class RequestState:
         self.request_id = assign_request_id(header(scope.get("headers", ()), raw)) if raw else None
 
     @classmethod
-    def late(cls, pipeline: Pipeline, scope: Scope, send: Send, began: float) -> RequestState:
-        """The state of a request that had none (nothing to admit) until an error needed
-        its facts."""
+    def late(
+        cls,
+        pipeline: Pipeline,
+        scope: Scope,
+        send: Send,
+        began: float,
+        verdict: Verdict | None = None,
+    ) -> RequestState:
+        """The state of a request that had none (admitted before the app ran, or nothing
+        to admit) until an error needed its facts."""
         state = cls(pipeline, scope, send)
         state.began = began
         state.admitted = True
+        state.verdict = verdict
         return state
 
     def client_key(self) -> str:
         """The client's address as its rate-limit key (``trusted_proxies`` applied)."""
         if self.address is None:
-            scope = self.scope
-            client = scope.get("client")
-            self.address = self.pipeline.core.address_key(
-                client[0] if client else None,
-                lambda: joined_header(scope.get("headers", ()), b"x-forwarded-for"),
-            )
+            self.address = client_key(self.pipeline.core, self.scope)
         return self.address
 
     def app_request(self) -> Any:
@@ -105,6 +117,16 @@ class RequestState:
             self.started = True
             self.status = message["status"]
         await self.send(message)
+
+
+def client_key(core: Core, scope: Scope) -> str:
+    """The client's address in ``scope`` as its rate-limit key (``trusted_proxies``
+    applied)."""
+    client = scope.get("client")
+    return core.address_key(
+        client[0] if client else None,
+        lambda: joined_header(scope.get("headers", ()), b"x-forwarded-for"),
+    )
 
 
 class Dispatch:

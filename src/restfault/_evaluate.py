@@ -15,13 +15,12 @@ decides, for every strategy and storage alike:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ._expiry import DenialCache, KnownEnds
-from ._limiting import Limit, PlanItem, RateLimitDecision, Verdict
+from ._limiting import PlanItem, RateLimitDecision, Verdict, sliding_window_stats
 from ._ops import (
     AcquireEntry,
     AcquireSliding,
@@ -123,7 +122,9 @@ def evaluate_in_process(
             return None
         count, end = counters.hit_fixed(item.key, limit.window, item.cost)
         decision = _decision(item, count <= limit.amount, limit.amount - count, end)
-        return _verdict(plan, [decision], how.denials, now)
+        if decision.remaining <= 0:
+            _remember(item, decision, how.denials, now)
+        return Verdict.of([decision])
     for item in plan:
         if not item.limit.plain:
             return None
@@ -150,15 +151,19 @@ def _verdict(
 ) -> Verdict:
     """The verdict of a request's decisions; a key now spent is remembered as denied."""
     for item, decision in zip(plan, decisions, strict=True):
-        # Nothing passes until then. A penalty starts with a refused request, in the
-        # storage where every process sees it: a spent window alone is not cached for it.
-        if (
-            decision.remaining <= 0
-            and decision.enforced
-            and not (decision.allowed and item.limit.options.block_for is not None)
-        ):
-            denials.set(item.key, decision.reset, now)
+        if decision.remaining <= 0:
+            _remember(item, decision, denials, now)
     return Verdict.of(decisions)
+
+
+def _remember(
+    item: PlanItem, decision: RateLimitDecision, denials: DenialCache, now: float
+) -> None:
+    """A spent key is remembered as denied: nothing passes until its reset. A penalty
+    starts with a refused request, in the storage where every process sees it: a spent
+    window alone is not cached for it."""
+    if decision.enforced and not (decision.allowed and item.limit.options.block_for is not None):
+        denials.set(item.key, decision.reset, now)
 
 
 def known_denial(plan: Sequence[PlanItem], denials: DenialCache, now: float) -> Verdict | None:
@@ -283,22 +288,3 @@ def _block(item: PlanItem, how: Evaluation, now: float) -> Generator[StorageOp, 
         return now + block_for
     until: float = yield GetExpiry(key)
     return until
-
-
-def sliding_window_stats(
-    limit: Limit, state: tuple[int, float, int, float], now: float
-) -> tuple[int, float]:
-    """(remaining, reset) of a sliding-window counter, as ``limits`` weighs it."""
-    previous_count, previous_expires_in, current_count, current_expires_in = state
-    expiry = limit.window
-    weighted = previous_count * previous_expires_in / expiry + current_count
-    remaining = max(0, limit.amount - math.floor(weighted))
-    if not (previous_count or current_count):
-        return remaining, now + expiry
-    previous_reset_in = (
-        previous_expires_in % (expiry / previous_count) if previous_count else math.inf
-    )
-    # Redis keeps a new current window for twice its length, and a TTL read in the same
-    # millisecond is exactly 2 * expiry: its window ends in a full expiry, not now.
-    current_reset_in = (current_expires_in % expiry or expiry) if current_count else math.inf
-    return remaining, now + min(previous_reset_in, current_reset_in)

@@ -25,6 +25,7 @@ __all__ = [
     "RateLimitDecision",
     "Verdict",
     "policy_name",
+    "sliding_window_stats",
 ]
 
 
@@ -215,3 +216,22 @@ def policy_name(scope: str) -> str:
         else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
         for ch in scope
     )
+
+
+def sliding_window_stats(
+    limit: Limit, state: tuple[int, float, int, float], now: float
+) -> tuple[int, float]:
+    """(remaining, reset) of a sliding-window counter, as ``limits`` weighs it."""
+    previous_count, previous_expires_in, current_count, current_expires_in = state
+    expiry = limit.window
+    weighted = previous_count * previous_expires_in / expiry + current_count
+    remaining = max(0, limit.amount - math.floor(weighted))
+    if not (previous_count or current_count):
+        return remaining, now + expiry
+    previous_reset_in = (
+        previous_expires_in % (expiry / previous_count) if previous_count else math.inf
+    )
+    # Redis keeps a new current window for twice its length, and a TTL read in the same
+    # millisecond is exactly 2 * expiry: its window ends in a full expiry, not now.
+    current_reset_in = (current_expires_in % expiry or expiry) if current_count else math.inf
+    return remaining, now + min(previous_reset_in, current_reset_in)

@@ -1,0 +1,104 @@
+"""Admission in the ASGI driver: a request's maintenance mode and limits decided by the
+core, its plan checked on the storage (awaited ``limits.aio`` calls, or the in-process
+storage called directly), the 429 answered, and ``deduct_when`` counted after the
+response. ``Pipeline`` (``_asgi``) is built on it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ._asgi_messages import send_envelope
+from ._asgi_state import RequestState
+from ._core import Core
+from ._limiting import PlanItem, Verdict
+from ._policies import Admission, Applicable, Check, Steps
+from ._registry import NO_ENDPOINT
+from ._storage import AsyncLimiter
+
+__all__ = ["Admitting"]
+
+
+class Admitting:
+    """What ``Pipeline`` admits requests with: its core and its limiter."""
+
+    core: Core
+    limiter: AsyncLimiter
+
+    async def admit(self, state: RequestState, endpoint: Any) -> bool:
+        """Decide this request's maintenance mode and limits, once; True when restfault
+        has answered it."""
+        state.admitted = True
+        core = self.core
+        method = state.method
+        rules = (
+            core.registry.for_endpoint(endpoint, method) if endpoint is not None else NO_ENDPOINT
+        )
+        planned = core.plan_at_once(method, state.path, rules, state.client_key)
+        if planned is not None:
+            admission = await self.checked(*planned)
+        else:
+            steps = core.admit(
+                method,
+                state.path,
+                rules,
+                state.client_key,
+                state.app_request,
+                time.time,
+            )
+            admission = await self._drive(steps)
+            if admission.unavailable is not None:
+                response = core.unavailable(admission.unavailable, state)
+                await send_envelope(state.send_own, response, [], method == "HEAD")
+                return True
+        verdict = state.verdict = admission.verdict
+        state.deducts = admission.deducts
+        if verdict is not None and verdict.denied:
+            await self.refuse(state, verdict)
+            return True
+        return False
+
+    async def checked(self, applicable: Applicable, plan: list[PlanItem]) -> Admission:
+        """The admission of a plan made at once (``Core.plan_at_once``): checked on the
+        storage (called directly on ``memory://``: nothing to await)."""
+        limiter = self.limiter
+        if not plan:
+            verdict = None
+        elif limiter.local is not None:
+            verdict = limiter.check_in_process(limiter.local, plan)
+        else:
+            verdict = await limiter.check(plan)
+        return self.core.admitted(applicable, plan, verdict, time.time)
+
+    async def _drive(self, steps: Steps) -> Admission:
+        """Run an admission: evaluate its plan on the storage, await what the app's
+        callables return when it is awaitable."""
+        try:
+            value = next(steps)
+            while True:
+                if type(value) is Check:
+                    value = await self.limiter.check(value.plan)
+                elif hasattr(value, "__await__"):
+                    value = await value
+                value = steps.send(value)
+        except StopIteration as done:
+            admission: Admission = done.value
+            return admission
+
+    async def refuse(self, state: RequestState, verdict: Verdict) -> None:
+        """Answer the 429 of ``verdict``: its envelope rendered once per code, with this
+        request's Retry-After and rate-limit headers."""
+        denial, extra = self.core.raw_refusal(verdict, state, time.time())
+        headers = [*denial.raw_headers, *extra]
+        body = b"" if state.method == "HEAD" else denial.body
+        state.started = True
+        state.status = 429
+        await state.send({"type": "http.response.start", "status": 429, "headers": headers})
+        await state.send({"type": "http.response.body", "body": body})
+
+    async def deduct(self, state: RequestState) -> None:
+        """Count the ``deduct_when`` limits whose predicate holds for the final status."""
+        counted = self.core.counted_after(state.deducts, state.status)
+        if counted:
+            await self.limiter.deduct(counted)
