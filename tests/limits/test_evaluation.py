@@ -17,7 +17,6 @@ from restfault._evaluate import (
     evaluate,
     evaluate_in_process,
     known_denial,
-    sliding_window_stats,
 )
 from restfault._expiry import ExpiryCache
 from restfault._keys import address_key, client_address, safe_key
@@ -27,6 +26,7 @@ from restfault._limiting import (
     PlanItem,
     RateLimitDecision,
     Verdict,
+    sliding_window_stats,
 )
 from restfault._memory import InProcessStorage
 from restfault._ops import (
