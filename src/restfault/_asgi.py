@@ -42,6 +42,7 @@ from ._asgi_state import ANSWERED_KEY, BEGAN_KEY, STATE_KEY, ASGIApp, RequestSta
 from ._core import Core
 from ._limiting import Verdict
 from ._logging import log_after_start
+from ._observe import PlainFacts
 from ._registry import NO_ENDPOINT
 from ._request_id import request_id_var
 from ._storage import AsyncLimiter
@@ -152,8 +153,9 @@ class Pipeline(Admitting):
             if planned is not None:
                 verdict = (await self.checked(*planned)).verdict
                 if verdict is not None and verdict.denied:
-                    state = RequestState.late(self, scope, send, began, verdict)
-                    await self.refuse(state, verdict)
+                    started = True  # restfault's own answer: never a second start
+                    facts = PlainFacts(scope["method"], scope.get("path", ""), None, began)
+                    await self.refuse(facts, send, verdict)
                     return
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ._asgi_messages import send_envelope
+from ._asgi_messages import Send, send_envelope
 from ._asgi_state import RequestState
 from ._core import Core
 from ._limiting import PlanItem, Verdict
+from ._observe import Facts
 from ._policies import Admission, Applicable, Check, Steps
 from ._registry import NO_ENDPOINT
 from ._storage import AsyncLimiter
@@ -55,7 +56,9 @@ class Admitting:
         verdict = state.verdict = admission.verdict
         state.deducts = admission.deducts
         if verdict is not None and verdict.denied:
-            await self.refuse(state, verdict)
+            state.started = True
+            state.status = 429
+            await self.refuse(state, state.send, verdict)
             return True
         return False
 
@@ -86,16 +89,14 @@ class Admitting:
             admission: Admission = done.value
             return admission
 
-    async def refuse(self, state: RequestState, verdict: Verdict) -> None:
-        """Answer the 429 of ``verdict``: its envelope rendered once per code, with this
-        request's Retry-After and rate-limit headers."""
-        denial, extra = self.core.raw_refusal(verdict, state, time.time())
+    async def refuse(self, facts: Facts, send: Send, verdict: Verdict) -> None:
+        """Answer the 429 of ``verdict`` with the server's ``send``: its envelope rendered
+        once per code, with this request's Retry-After and rate-limit headers."""
+        denial, extra = self.core.raw_refusal(verdict, facts, time.time())
         headers = [*denial.raw_headers, *extra]
-        body = b"" if state.method == "HEAD" else denial.body
-        state.started = True
-        state.status = 429
-        await state.send({"type": "http.response.start", "status": 429, "headers": headers})
-        await state.send({"type": "http.response.body", "body": body})
+        body = b"" if facts.method == "HEAD" else denial.body
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     async def deduct(self, state: RequestState) -> None:
         """Count the ``deduct_when`` limits whose predicate holds for the final status."""
