@@ -24,7 +24,9 @@ __all__ = [
     "PlanItem",
     "RateLimitDecision",
     "Verdict",
+    "checked_cost",
     "policy_name",
+    "simple_plan",
     "sliding_window_stats",
 ]
 
@@ -111,6 +113,21 @@ class PlanItem(NamedTuple):
     limit: Limit
     key: str
     cost: int
+
+
+def simple_plan(limits: tuple[Limit, ...], client_key: str) -> list[PlanItem]:
+    """The plan of limits keyed by the client, of fixed cost: no callable to call."""
+    if len(limits) == 1:  # most requests: without a comprehension's frame
+        only = limits[0]
+        return [PlanItem(only, only.storage_prefix + client_key, only.fixed_cost)]
+    return [PlanItem(x, x.storage_prefix + client_key, x.fixed_cost) for x in limits]
+
+
+def checked_cost(cost: Any) -> int:
+    """The cost a limit's ``cost`` callable returned, checked: an int of at least 1."""
+    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
+        raise TypeError(f"a limit's cost callable returned {cost!r}; it must return an int >= 1")
+    return cost
 
 
 @dataclass(slots=True)

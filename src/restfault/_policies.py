@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ._expiry import ExpiryCache
 from ._inspect import Inspections
 from ._keys import address_key, client_address, safe_key
-from ._limiting import Limit, LimitOptions, PlanItem, Verdict
+from ._limiting import Limit, LimitOptions, PlanItem, Verdict, checked_cost, simple_plan
 from ._logging import log_safe, logger
 from ._maintenance import maintenance_due
 from ._registry import HTTP_METHODS, NO_ENDPOINT, EndpointRules, Registry, Rule
@@ -68,6 +68,7 @@ class Admission:
 
 
 ADMITTED = Admission()
+_PLANS_KEPT = 4096  # clients whose plan is kept; all are forgotten when it is full
 Steps = Generator[Any, Any, Admission]
 
 
@@ -92,6 +93,8 @@ class Policies(Inspections):
         )
         self.path_dependent = bool(self.path_rules or settings.exempt_paths)
         self._applicable: dict[tuple[EndpointRules, str], Applicable] = {}
+        # Recent clients' plans (never changed once made), by limits and client key.
+        self._plans: dict[tuple[tuple[Limit, ...], str], list[PlanItem]] = {}
         self._shadow_logged = ExpiryCache(4096)
         Inspections.__init__(self, settings)
 
@@ -231,7 +234,14 @@ class Policies(Inspections):
             return None
         if not limits:
             return applicable, []
-        return applicable, simple_plan(limits, address())
+        client_key = address()
+        plans = self._plans
+        plan = plans.get((limits, client_key))
+        if plan is None:  # a client's plan is the same on every request: made once
+            if len(plans) >= _PLANS_KEPT:
+                plans.clear()
+            plan = plans[(limits, client_key)] = simple_plan(limits, client_key)
+        return applicable, plan
 
     def admitted(
         self,
@@ -282,17 +292,3 @@ class Policies(Inspections):
                     hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:12],
                     max(1, math.ceil(decision.reset - now)),
                 )
-
-
-def simple_plan(limits: tuple[Limit, ...], client_key: str) -> list[PlanItem]:
-    """The plan of limits keyed by the client, of fixed cost: no callable to call."""
-    if len(limits) == 1:  # most requests: without a comprehension's frame
-        only = limits[0]
-        return [PlanItem(only, only.storage_prefix + client_key, only.fixed_cost)]
-    return [PlanItem(x, x.storage_prefix + client_key, x.fixed_cost) for x in limits]
-
-
-def checked_cost(cost: Any) -> int:
-    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
-        raise TypeError(f"a limit's cost callable returned {cost!r}; it must return an int >= 1")
-    return cost

@@ -12,11 +12,12 @@ exactly 50 pass.
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -221,6 +222,80 @@ def test_memory_shrinks_when_keys_expire(
     after = settle(storage, clock)
     FIGURES[f"memory {framework} {strategy}"] = {"full": full, "after": after}
     assert all(size <= 3 for size in after.values()), after
+
+
+@pytest.mark.parametrize("framework", ["flask", "starlette"])
+def test_many_clients_keep_their_own_budgets_in_bounded_memory(framework: str) -> None:
+    """More clients than restfault keeps plans for (each client's is made once and kept,
+    all forgotten when the table is full): each still has its own budget, the first one
+    included once thousands came after it, and what is kept stays bounded."""
+    clients = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(5000)]
+    if framework == "flask":
+        app, flask_extension = flask_app(default_limits="2/minute")
+        core = flask_extension.core
+
+        def get(peer: str) -> int:
+            environ = {
+                "REQUEST_METHOD": "GET",
+                "PATH_INFO": "/",
+                "SERVER_NAME": "t",
+                "SERVER_PORT": "80",
+                "wsgi.url_scheme": "http",
+                "REMOTE_ADDR": peer,
+                "wsgi.input": io.BytesIO(b""),
+            }
+            statuses: list[int] = []
+
+            def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+                statuses.append(int(status[:3]))
+                return lambda data: None
+
+            body = app(environ, start_response)
+            b"".join(body)
+            getattr(body, "close", lambda: None)()
+            return statuses[0]
+
+        statuses = [get(peer) for peer in clients]
+    else:
+        sapp, starlette_extension = starlette_app(default_limits="2/minute")
+        core = starlette_extension.core
+
+        async def all_of(peers: list[str]) -> list[int]:
+            statuses: list[int] = []
+            for peer in peers:
+                scope = {
+                    "type": "http",
+                    "method": "GET",
+                    "path": "/",
+                    "raw_path": b"/",
+                    "root_path": "",
+                    "scheme": "http",
+                    "query_string": b"",
+                    "headers": [(b"host", b"t")],
+                    "client": (peer, 5000),
+                    "server": ("t", 80),
+                    "http_version": "1.1",
+                    "asgi": {"version": "3.0"},
+                }
+
+                async def receive() -> dict[str, Any]:
+                    return {"type": "http.request", "body": b"", "more_body": False}
+
+                async def send(message: MutableMapping[str, Any]) -> None:
+                    if message["type"] == "http.response.start":
+                        statuses.append(message["status"])
+
+                await sapp(scope, receive, send)
+            return statuses
+
+        def get(peer: str) -> int:
+            return asyncio.run(all_of([peer]))[0]
+
+        statuses = asyncio.run(all_of(clients))
+    assert set(statuses) == {200}
+    assert [get(clients[0]), get(clients[0])] == [200, 429]  # its second and third request
+    assert get(clients[-1]) == 200
+    assert len(core._plans) <= 4096
 
 
 def test_expiry_cache_is_bounded() -> None:
