@@ -148,15 +148,19 @@ class Pipeline(Admitting):
                 return
             await send(message)
 
-        activation = activate(core.translations)
+        activation = None
         try:
             if planned is not None:
-                verdict = (await self.checked(*planned)).verdict
+                admission = self.checked_now(*planned)  # memory://: no coroutine
+                if admission is None:
+                    admission = await self.checked(*planned)
+                verdict = admission.verdict
                 if verdict is not None and verdict.denied:
                     started = True  # restfault's own answer: never a second start
                     facts = PlainFacts(scope["method"], scope.get("path", ""), None, began)
                     await self.refuse(facts, send, verdict)
                     return
+            activation = activate(core.translations)  # for the app's run_batch
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
             if started:

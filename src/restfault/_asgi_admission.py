@@ -62,17 +62,25 @@ class Admitting:
             return True
         return False
 
-    async def checked(self, applicable: Applicable, plan: list[PlanItem]) -> Admission:
-        """The admission of a plan made at once (``Core.plan_at_once``): checked on the
-        storage (called directly on ``memory://``: nothing to await)."""
+    def checked_now(self, applicable: Applicable, plan: list[PlanItem]) -> Admission | None:
+        """The admission of a plan made at once (``Core.plan_at_once``) when checking it
+        needs nothing awaited (no limit, or ``memory://``, called directly); else None."""
         limiter = self.limiter
         if not plan:
             verdict = None
         elif limiter.local is not None:
             verdict = limiter.check_in_process(limiter.local, plan)
         else:
-            verdict = await limiter.check(plan)
+            return None
         return self.core.admitted(applicable, plan, verdict, time.time)
+
+    async def checked(self, applicable: Applicable, plan: list[PlanItem]) -> Admission:
+        """The admission of a plan made at once, checked on the storage."""
+        admission = self.checked_now(applicable, plan)
+        if admission is None:
+            verdict = await self.limiter.check(plan)
+            admission = self.core.admitted(applicable, plan, verdict, time.time)
+        return admission
 
     async def _drive(self, steps: Steps) -> Admission:
         """Run an admission: evaluate its plan on the storage, await what the app's

@@ -169,6 +169,10 @@ def _remember(
 def known_denial(plan: Sequence[PlanItem], denials: DenialCache, now: float) -> Verdict | None:
     """The 429 this process already knows a request gets: one of its keys is spent until
     a known time. No storage is asked (nor counted on) until then."""
+    if len(plan) == 1:  # most requests: without a comprehension's frame
+        only = plan[0]
+        until = denials.get(only.key, now)
+        return Verdict.of([_spent(only, until)]) if until else None
     cached = [(item, until) for item in plan if (until := denials.get(item.key, now))]
     if not cached:
         return None
