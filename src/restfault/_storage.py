@@ -141,10 +141,17 @@ class _Limiter(Generic[S]):
         storage, evaluation = self._fallback
         return run(storage, steps(evaluation))
 
+    def known(self, plan: Sequence[PlanItem]) -> Verdict | None:
+        """The verdict known without a network storage call: ``memory://`` evaluated in
+        process, or a 429 this process knows ``plan`` gets (a spent key)."""
+        if self.local is not None:
+            return self.check_in_process(self.local, plan)
+        denials = self.evaluation.denials
+        return known_denial(plan, denials, time.time()) if denials.times else None
+
     def check_in_process(self, local: InProcessStorage, plan: Sequence[PlanItem]) -> Verdict:
-        """``check`` on ``memory://`` (``local``): dict work under a lock held for
-        microseconds, no I/O, so nothing to await or to time out (the commonest plan
-        without a generator)."""
+        """``check`` on ``memory://``: dict work under a lock held for microseconds, no
+        I/O, so nothing to await or to time out (the commonest plan without a generator)."""
         now = time.time()
         how = self.evaluation
         denials = how.denials
@@ -170,12 +177,8 @@ class SyncLimiter(_Limiter[SyncStorage]):
 
     def check(self, plan: Sequence[PlanItem]) -> Verdict | None:
         """Evaluate every limit of ``plan``: the verdict, or None (no limit counted)."""
-        if self.local is not None:
-            return self.check_in_process(self.local, plan)
-        denials = self.evaluation.denials
-        if denials.times and (known := known_denial(plan, denials, time.time())):
-            return known
-        return self._call(self._steps(plan), None)
+        known = self.known(plan)
+        return known if known is not None else self._call(self._steps(plan), None)
 
     def deduct(self, items: Sequence[PlanItem]) -> None:
         """Count ``deduct_when`` limits whose predicate held, after the response."""
@@ -215,14 +218,9 @@ class AsyncLimiter(_Limiter[AsyncStorage]):
         ] = weakref.WeakKeyDictionary()
 
     async def check(self, plan: Sequence[PlanItem]) -> Verdict | None:
-        """Evaluate every limit of ``plan``: the verdict, or None (no limit counted). On
-        ``memory://`` the driver calls ``check_in_process`` instead: nothing to await."""
-        if self.local is not None:
-            return self.check_in_process(self.local, plan)
-        denials = self.evaluation.denials
-        if denials.times and (known := known_denial(plan, denials, time.time())):
-            return known
-        return await self._call(self._steps(plan), None)
+        """``SyncLimiter.check``, awaited (``memory://`` needs no await: ``known``)."""
+        known = self.known(plan)
+        return known if known is not None else await self._call(self._steps(plan), None)
 
     async def deduct(self, items: Sequence[PlanItem]) -> None:
         """Count ``deduct_when`` limits whose predicate held, after the response."""
