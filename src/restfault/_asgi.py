@@ -80,13 +80,16 @@ class Pipeline(Admitting):
         # router (no mounted app's or route's own middleware): when the core needs no
         # router either (``Core.admits_unrouted``), requests are admitted before routing.
         self.bare_routes = False
+        self.settle()
 
-    @property
-    def decides_before_routing(self) -> bool:
-        """Whether a request is admitted before the app runs: no router hands it over
+    def settle(self) -> None:
+        """Whether a request is admitted before the app runs (read per request, settled
+        whenever what it depends on changes): no router hands it over
         (``restfault.asgi``), or nothing the router finds could change the decision and
         nothing of the app's runs between restfault and the endpoint."""
-        return not self.routed or (self.bare_routes and self.core.admits_unrouted)
+        self.decides_before_routing = not self.routed or (
+            self.bare_routes and self.core.admits_unrouted
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,8 +119,13 @@ class Pipeline(Admitting):
         began = scope[BEGAN_KEY] = time.perf_counter()
         planned = None
         if admits:
+            client = scope.get("client")
             planned = core.plan_at_once(
-                scope["method"], route_path(scope), NO_ENDPOINT, lambda: client_key(core, scope)
+                scope["method"],
+                route_path(scope),
+                NO_ENDPOINT,
+                lambda: client_key(core, scope),
+                client[0] if client else None,
             )
             if planned is None or planned[0].deducts:  # nothing counted yet
                 await self.stateful(scope, receive, send)

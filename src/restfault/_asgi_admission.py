@@ -12,7 +12,7 @@ from typing import Any
 from ._asgi_messages import Send, send_envelope
 from ._asgi_state import RequestState
 from ._core import Core
-from ._limiting import PlanItem, Verdict
+from ._limiting import PlanItem, Verdict, counted_after
 from ._observe import Facts
 from ._policies import Admission, Applicable, Check, Steps
 from ._registry import NO_ENDPOINT
@@ -36,7 +36,9 @@ class Admitting:
         rules = (
             core.registry.for_endpoint(endpoint, method) if endpoint is not None else NO_ENDPOINT
         )
-        planned = core.plan_at_once(method, state.path, rules, state.client_key)
+        client = state.scope.get("client")
+        peer = client[0] if client else None
+        planned = core.plan_at_once(method, state.path, rules, state.client_key, peer)
         if planned is not None:
             admission = await self.checked(*planned)
         else:
@@ -108,6 +110,6 @@ class Admitting:
 
     async def deduct(self, state: RequestState) -> None:
         """Count the ``deduct_when`` limits whose predicate holds for the final status."""
-        counted = self.core.counted_after(state.deducts, state.status)
+        counted = counted_after(state.deducts, state.status)
         if counted:
             await self.limiter.deduct(counted)

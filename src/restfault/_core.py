@@ -38,6 +38,9 @@ __all__ = ["Core", "Denial"]
 class Core(Policies):
     """One adapter's configuration, registries and per-request decisions."""
 
+    admits: bool
+    admits_unrouted: bool
+
     def __init__(self, settings: Settings, *, asynchronous: bool) -> None:
         self.settings = settings
         self.asynchronous = asynchronous
@@ -76,6 +79,8 @@ class Core(Policies):
                 for rule in (*self.default_rules, *(rule for _, rule in self.path_rules))
             )
         )
+        self._settle()
+        self.registry.on_first_declared = self._settle
         if settings.debug:
             logger.warning(
                 "restfault: debug=True shows exception types, messages and tracebacks to "
@@ -97,25 +102,23 @@ class Core(Policies):
         if verdict is None:
             return []
         settings = self.settings
-        return raw_rate_header_values(
-            verdict, now, legacy=settings.headers_enabled, ietf=settings.ietf_headers
-        )
+        return raw_rate_header_values(verdict, now, settings.headers_enabled, settings.ietf_headers)
 
-    @property
-    def admits(self) -> bool:
-        """Whether requests are admitted at all: limits, or maintenance mode, to decide."""
-        # Read per request: attributes only (limits may be declared after start-up).
-        return self.settled or self.registry.any_declared
+    def _settle(self) -> None:
+        """What every request reads, settled again when an endpoint's first limit or
+        exemption is declared (limits may be declared after start-up):
 
-    @property
-    def admits_unrouted(self) -> bool:
-        """Whether a request may be admitted before the framework's router runs, because
-        what the router finds would change nothing: no endpoint has a limit or an
-        exemption, and no callable of the app (``key_func``, a callable limit or cost,
-        ``maintenance``) could read what routing adds to the request (path parameters).
-        An adapter also asks whether the framework would run anything of the app's own
-        around the decision (the Flask adapter: other request hooks)."""
-        return self._plain_globals and not self.registry.any_declared
+        - ``admits``: whether requests are admitted at all (limits, or maintenance mode);
+        - ``admits_unrouted``: whether a request may be admitted before the framework's
+          router runs, because what the router finds would change nothing: no endpoint
+          has a limit or an exemption, and no callable of the app (``key_func``, a
+          callable limit or cost, ``maintenance``) could read what routing adds to the
+          request (path parameters). An adapter also asks whether the framework would run
+          anything of the app's own around the decision (the Flask adapter: other hooks).
+        """
+        declared = self.registry.any_declared
+        self.admits = self.settled or declared
+        self.admits_unrouted = self._plain_globals and not declared
 
     def replaces(self, status: int, content_type: str | None) -> bool:
         """Whether a response the app starts is an error restfault answers with the

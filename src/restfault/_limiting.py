@@ -9,13 +9,14 @@ values.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from limits import RateLimitItem
 
 from ._errors import TooManyRequestsException
+from ._logging import logger
 from ._rate_headers import rate_header_values
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "RateLimitDecision",
     "Verdict",
     "checked_cost",
+    "counted_after",
     "policy_name",
     "simple_plan",
     "sliding_window_stats",
@@ -121,6 +123,18 @@ def simple_plan(limits: tuple[Limit, ...], client_key: str) -> list[PlanItem]:
         only = limits[0]
         return [PlanItem(only, only.storage_prefix + client_key, only.fixed_cost)]
     return [PlanItem(x, x.storage_prefix + client_key, x.fixed_cost) for x in limits]
+
+
+def counted_after(deducts: Sequence[PlanItem], status: int) -> list[PlanItem]:
+    """The ``deduct_when`` limits a response of ``status`` counts on."""
+    counted = []
+    for item in deducts:
+        try:
+            if item.limit.options.deduct_when(status):  # type: ignore[misc]
+                counted.append(item)
+        except Exception:  # a bug in the app's predicate: logged, never a crash
+            logger.exception("restfault: the deduct_when of %s failed", item.limit.name)
+    return counted
 
 
 def checked_cost(cost: Any) -> int:

@@ -93,8 +93,10 @@ class Policies(Inspections):
         )
         self.path_dependent = bool(self.path_rules or settings.exempt_paths)
         self._applicable: dict[tuple[EndpointRules, str], Applicable] = {}
-        # Recent clients' plans (never changed once made), by limits and client key.
-        self._plans: dict[tuple[tuple[Limit, ...], str], list[PlanItem]] = {}
+        # Recent clients' plans (never changed once made), by endpoint, method and peer
+        # address when that decides the plan (``peer_keyed``), else by limits and client key.
+        self._plans: dict[tuple[Any, ...], tuple[Applicable, list[PlanItem]]] = {}
+        self.peer_keyed = not (self.path_dependent or settings.trusted_proxies)
         self._shadow_logged = ExpiryCache(4096)
         Inspections.__init__(self, settings)
 
@@ -220,28 +222,36 @@ class Policies(Inspections):
         return self.admitted(applicable, plan, verdict, now)
 
     def plan_at_once(
-        self, method: str, path: str, endpoint: EndpointRules, address: Callable[[], str]
+        self,
+        method: str,
+        path: str,
+        endpoint: EndpointRules,
+        address: Callable[[], str],
+        peer: str | None = None,
     ) -> tuple[Applicable, list[PlanItem]] | None:
-        """What ``admit`` decides before its ``Check``, when that needs no callable of the
-        app: no maintenance mode, every applicable limit static, keyed by the client's
-        address, of fixed cost (most requests). Then the driver checks the plan (unless it
-        is empty) and asks ``admitted``; None when ``admit`` must run."""
+        """What ``admit`` decides before its ``Check`` when that needs no callable of the app
+        (most requests: no maintenance mode, static limits keyed by the client's address, of
+        fixed cost); None when ``admit`` must run. A client's plan never changes: it is kept,
+        by the ``peer`` address when that alone decides it (``peer_keyed``)."""
         if self.settings.maintenance is not None:
             return None
+        plans = self._plans
+        by_peer = peer is not None and self.peer_keyed and method in HTTP_METHODS
+        if by_peer and (kept := plans.get((endpoint, method, peer))) is not None:
+            return kept
         applicable = self.applicable(method, path, endpoint)
         limits = applicable.simple
         if limits is None:
             return None
-        if not limits:
-            return applicable, []
-        client_key = address()
-        plans = self._plans
-        plan = plans.get((limits, client_key))
-        if plan is None:  # a client's plan is the same on every request: made once
+        client_key = address() if limits else ""
+        key = (endpoint, method, peer) if by_peer else (limits, client_key)
+        planned = plans.get(key)
+        if planned is None:
             if len(plans) >= _PLANS_KEPT:
                 plans.clear()
-            plan = plans[(limits, client_key)] = simple_plan(limits, client_key)
-        return applicable, plan
+            plan = simple_plan(limits, client_key) if limits else []
+            planned = plans[key] = (applicable, plan)
+        return planned
 
     def admitted(
         self,
@@ -260,18 +270,6 @@ class Policies(Inspections):
             deducts = [item for item in plan if item.limit.options.deduct_when is not None]
             return Admission(verdict, deducts)
         return Admission(verdict)
-
-    @staticmethod
-    def counted_after(deducts: Sequence[PlanItem], status: int) -> list[PlanItem]:
-        """The ``deduct_when`` limits a response of ``status`` counts on."""
-        counted = []
-        for item in deducts:
-            try:
-                if item.limit.options.deduct_when(status):  # type: ignore[misc]
-                    counted.append(item)
-            except Exception:  # a bug in the app's predicate: logged, never a crash
-                logger.exception("restfault: the deduct_when of %s failed", item.limit.name)
-        return counted
 
     def observe(self, verdict: Verdict, now: float) -> None:
         """Count the verdict's decisions (``metrics``), and log each shadow-mode limit a

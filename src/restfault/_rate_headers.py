@@ -47,12 +47,11 @@ def rate_header_values(
 
 
 def raw_rate_header_values(
-    verdict: Verdict, now: float, *, legacy: bool = True, ietf: bool = False
+    verdict: Verdict, now: float, legacy: bool = True, ietf: bool = False
 ) -> list[tuple[bytes, bytes]]:
     """``rate_header_values`` as ASGI header pairs: the same numbers and strings, written
     as bytes (the legacy fields without a detour through ``str``)."""
     reported = verdict.reported
-    raw: list[tuple[bytes, bytes]] = []
     if legacy and reported is not None:
         limit, remaining, reset = _legacy_numbers(reported)
         raw = [
@@ -60,9 +59,12 @@ def raw_rate_header_values(
             (b"x-ratelimit-remaining", b"%d" % remaining),
             (b"x-ratelimit-reset", b"%d" % reset),
         ]
+        if ietf and verdict.decisions:
+            raw += encode_rate_headers(_ietf_values(verdict, now))
+        return raw
     if ietf and verdict.decisions:
-        raw += encode_rate_headers(_ietf_values(verdict, now))
-    return raw
+        return encode_rate_headers(_ietf_values(verdict, now))
+    return []
 
 
 def _legacy_numbers(reported: RateLimitDecision) -> tuple[int, int, int]:

@@ -144,7 +144,9 @@ class Registry:
         self._scopes: dict[str, Any] = {}  # endpoint scope name -> the function that has it
         self._resolved: dict[tuple[Any, str], EndpointRules] = {}
         self.reached: set[Any] = set()  # declared functions a router was seen to dispatch to
-        self.any_declared = False  # some endpoint has a limit or an exemption (read per request)
+        self.any_declared = False  # some endpoint has a limit or an exemption
+        # Called when the first one is declared (the core settles what it reads per request).
+        self.on_first_declared: Callable[[], None] | None = None
 
     def __bool__(self) -> bool:
         return self.any_declared
@@ -167,13 +169,18 @@ class Registry:
 
     def add_limit(self, endpoint: Any, rule: Rule) -> None:
         self.limits.setdefault(endpoint, []).append(rule)
-        self._resolved.clear()
-        self.any_declared = True
+        self._declared()
 
     def add_exempt(self, endpoint: Any) -> None:
         self.exempt.add(endpoint)
+        self._declared()
+
+    def _declared(self) -> None:
         self._resolved.clear()
-        self.any_declared = True
+        if not self.any_declared:
+            self.any_declared = True
+            if self.on_first_declared is not None:
+                self.on_first_declared()
 
     def shared_rule(self, spec: LimitSpec, scope: str, options: LimitOptions) -> Rule:
         existing = self.shared.get(scope)

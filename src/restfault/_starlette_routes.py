@@ -54,6 +54,7 @@ class Routes:
         self.restfault = restfault
         self.app = app
         self.pipeline = pipeline
+        self._registry = restfault.core.registry
         # Every route reached calls its endpoint with no middleware of its own, every
         # mount leads to routes or to an app without user middleware (see ``_walk``).
         self._bare = True
@@ -68,7 +69,7 @@ class Routes:
         """Walk the routes unless neither the app's route list nor whether an endpoint has
         a limit changed (cheap per request)."""
         count = len(self.app.router.routes)
-        registry = self.restfault.core.registry
+        registry = self._registry
         if count == self._walked and registry.any_declared is self._declared:
             return
         self._walked = count
@@ -78,6 +79,7 @@ class Routes:
         self._points = []
         self._walk(self.app.router.routes, reached)
         self.pipeline.bare_routes = self._bare
+        self.pipeline.settle()
         self._place()
         for function in registry.declared() - reached - self._warned:
             self._warned.add(function)

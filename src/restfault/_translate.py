@@ -110,7 +110,7 @@ def activate(translations: Translations) -> Activation:
     """Make ``translations`` the ones ``run_batch`` applies while a request is handled;
     undone by ``deactivate``. Nothing is set (None) when there is nothing to change:
     none registered and none active, so ``run_batch`` finds none either way."""
-    if translations or active_translations.get() is not None:
+    if translations._by_type or active_translations.get() is not None:
         return active_translations.set(translations)
     return None
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from ._core import Core
 from ._http import clean_headers, status_line
-from ._limiting import PlanItem, Verdict
+from ._limiting import PlanItem, Verdict, counted_after
 from ._policies import Admission, Check, Steps
 from ._registry import NO_ENDPOINT, EndpointRules
 from ._request_id import assign_request_id, request_id_var
@@ -120,7 +120,7 @@ def admit(
         )
 
     method, path = exchange.method, exchange.path()
-    planned = core.plan_at_once(method, path, endpoint, address)
+    planned = core.plan_at_once(method, path, endpoint, address, environ.get("REMOTE_ADDR"))
     if planned is not None:
         applicable, plan = planned
         checked = limiter.check(plan) if plan else None
@@ -185,7 +185,7 @@ def passing_on(core: Core, exchange: Exchange) -> StartResponse:
     start_response = exchange.start_response
 
     def passed_on(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        code = int(status.split(" ", 1)[0])
+        code = int(status[:3])  # "200 OK" (PEP 3333: a three-digit code first)
         if code >= 400 and core.replaces(
             code, next((v for k, v in headers if k.lower() == "content-type"), None)
         ):
@@ -193,7 +193,9 @@ def passing_on(core: Core, exchange: Exchange) -> StartResponse:
             return discard
         exchange.started = True
         exchange.status = code
-        return start_response(status, response_headers(core, exchange, headers), exc_info)
+        if exchange.verdict is not None or exchange.request_id is not None:
+            headers = response_headers(core, exchange, headers)
+        return start_response(status, headers, exc_info)
 
     return passed_on
 
@@ -216,7 +218,7 @@ def finish(core: Core, limiter: SyncLimiter, exchange: Exchange) -> None:
     """After the response: count the ``deduct_when`` limits its final status asks for."""
     if not (exchange.deducts and exchange.status):
         return
-    counted = core.counted_after(exchange.deducts, exchange.status)
+    counted = counted_after(exchange.deducts, exchange.status)
     exchange.deducts = ()
     if counted:
         limiter.deduct(counted)

@@ -68,4 +68,5 @@ class Body:
             if close is not None:
                 close()
         finally:
-            finish(self.core, self.limiter, self.exchange)
+            if self.exchange.deducts:
+                finish(self.core, self.limiter, self.exchange)

@@ -98,7 +98,12 @@ class RestFault(RoutedAdapter):
                     answered = exchange.run(admit, core, limiter, exchange)
                 body: Iterable[bytes]
                 if answered is None:
-                    body = exchange.run(wsgi_app, environ, passing_on(core, exchange))
+                    start = passing_on(core, exchange)
+                    body = (
+                        wsgi_app(environ, start)
+                        if exchange.request_id is None
+                        else exchange.run(wsgi_app, environ, start)
+                    )
                 else:  # a 429
                     status, headers, content = answered
                     respond(core, exchange, status, headers)

@@ -224,17 +224,37 @@ def test_memory_shrinks_when_keys_expire(
     assert all(size <= 3 for size in after.values()), after
 
 
+# How a client's kept plan is found: by the connection's address when that alone decides
+# the plan; by limits and client key when the path or X-Forwarded-For does too.
+KEPT_BY: dict[str, dict[str, Any]] = {
+    "peer": {"default_limits": "2/minute"},
+    "path limits": {"path_limits": {"/": "2/minute"}},
+    "forwarded": {"default_limits": "2/minute", "trusted_proxies": ["127.0.0.1/32"]},
+}
+
+
+@pytest.mark.parametrize("kept_by", list(KEPT_BY))
 @pytest.mark.parametrize("framework", ["flask", "starlette"])
-def test_many_clients_keep_their_own_budgets_in_bounded_memory(framework: str) -> None:
+def test_many_clients_keep_their_own_budgets_in_bounded_memory(
+    framework: str, kept_by: str
+) -> None:
     """More clients than restfault keeps plans for (each client's is made once and kept,
     all forgotten when the table is full): each still has its own budget, the first one
     included once thousands came after it, and what is kept stays bounded."""
     clients = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(5000)]
+    forwarded = kept_by == "forwarded"
+
+    def peer_and_headers(client: str) -> tuple[str, list[tuple[str, str]]]:
+        if forwarded:  # every request through one trusted proxy
+            return "127.0.0.1", [("X-Forwarded-For", client)]
+        return client, []
+
     if framework == "flask":
-        app, flask_extension = flask_app(default_limits="2/minute")
+        app, flask_extension = flask_app(**KEPT_BY[kept_by])
         core = flask_extension.core
 
-        def get(peer: str) -> int:
+        def get(client: str) -> int:
+            peer, headers = peer_and_headers(client)
             environ = {
                 "REQUEST_METHOD": "GET",
                 "PATH_INFO": "/",
@@ -244,6 +264,8 @@ def test_many_clients_keep_their_own_budgets_in_bounded_memory(framework: str) -
                 "REMOTE_ADDR": peer,
                 "wsgi.input": io.BytesIO(b""),
             }
+            for name, value in headers:
+                environ["HTTP_" + name.upper().replace("-", "_")] = value
             statuses: list[int] = []
 
             def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
@@ -255,14 +277,15 @@ def test_many_clients_keep_their_own_budgets_in_bounded_memory(framework: str) -
             getattr(body, "close", lambda: None)()
             return statuses[0]
 
-        statuses = [get(peer) for peer in clients]
+        statuses = [get(client) for client in clients]
     else:
-        sapp, starlette_extension = starlette_app(default_limits="2/minute")
+        sapp, starlette_extension = starlette_app(**KEPT_BY[kept_by])
         core = starlette_extension.core
 
-        async def all_of(peers: list[str]) -> list[int]:
+        async def all_of(clients: list[str]) -> list[int]:
             statuses: list[int] = []
-            for peer in peers:
+            for client in clients:
+                peer, headers = peer_and_headers(client)
                 scope = {
                     "type": "http",
                     "method": "GET",
@@ -271,7 +294,8 @@ def test_many_clients_keep_their_own_budgets_in_bounded_memory(framework: str) -
                     "root_path": "",
                     "scheme": "http",
                     "query_string": b"",
-                    "headers": [(b"host", b"t")],
+                    "headers": [(b"host", b"t")]
+                    + [(k.lower().encode(), v.encode()) for k, v in headers],
                     "client": (peer, 5000),
                     "server": ("t", 80),
                     "http_version": "1.1",
@@ -288,8 +312,8 @@ def test_many_clients_keep_their_own_budgets_in_bounded_memory(framework: str) -
                 await sapp(scope, receive, send)
             return statuses
 
-        def get(peer: str) -> int:
-            return asyncio.run(all_of([peer]))[0]
+        def get(client: str) -> int:
+            return asyncio.run(all_of([client]))[0]
 
         statuses = asyncio.run(all_of(clients))
     assert set(statuses) == {200}
