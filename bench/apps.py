@@ -12,6 +12,8 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bench import floor
+
 if TYPE_CHECKING:
     from flask import Flask
     from starlette.applications import Starlette
@@ -171,6 +173,7 @@ def asgi_variants(redis: bool = False) -> dict[str, Callable[[], Starlette]]:
     variants: dict[str, Callable[[], Starlette]] = {
         "bare": _starlette,
         "bare-error": lambda: _starlette(error=True),
+        "floor-in-request": floor.starlette_limits_only(_starlette, GENEROUS),
         "restfault-none": rf(),
         "restfault-limit": rf(default_limits=GENEROUS),
         "restfault-limit-noheaders": rf(default_limits=GENEROUS, headers_enabled=False),
@@ -211,6 +214,7 @@ def wsgi_variants(redis: bool = False) -> dict[str, Callable[[], Flask]]:
     variants: dict[str, Callable[[], Flask]] = {
         "bare": _flask,
         "bare-error": lambda: _flask(error=True),
+        "floor-in-request": floor.flask_limits_only(_flask, GENEROUS),
         "restfault-none": rf(),
         "restfault-limit": rf(default_limits=GENEROUS),
         "restfault-limit-noheaders": rf(default_limits=GENEROUS, headers_enabled=False),

@@ -264,6 +264,17 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                     limit["added_us"] <= times * floor,
                 )
             )
+            if "floor-in-request" in rows:  # bench/floor.py: the floor in a whole request
+                inside = rows["floor-in-request"]["added_us"]
+                targets.append(
+                    (
+                        f"{title}: the same limit against `limits`' own two calls added to "
+                        "the same request (reported beside the target)",
+                        f"{_fmt(limit['added_us'])} vs {_fmt(inside)} µs = "
+                        f"{_fmt(limit['added_us'] / max(inside, 0.01), 2)}×",
+                        None,
+                    )
+                )
             peer = "slowapi-decorator" if kind == "asgi" else "flask-limiter"
             if peer in rows:
                 theirs = rows[peer]["added_us"]
