@@ -93,9 +93,7 @@ class Core(Policies):
         if verdict is None:
             return []
         settings = self.settings
-        return rate_header_values(
-            verdict, now, legacy=settings.headers_enabled, ietf=settings.ietf_headers
-        )
+        return rate_header_values(verdict, now, settings.headers_enabled, settings.ietf_headers)
 
     def raw_rate_headers(self, verdict: Verdict | None, now: float) -> list[tuple[bytes, bytes]]:
         """``rate_headers`` as ASGI header pairs."""

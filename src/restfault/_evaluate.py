@@ -201,7 +201,7 @@ def _decision(item: PlanItem, allowed: bool, remaining: int, reset: float) -> Ra
     return RateLimitDecision(
         allowed,
         limit.amount,
-        max(0, remaining),
+        remaining if remaining > 0 else 0,
         reset,
         limit.window,
         limit.scope,

@@ -24,7 +24,7 @@ def sf_string(value: str) -> str:
 
 
 def rate_header_values(
-    verdict: Verdict, now: float, *, legacy: bool = True, ietf: bool = False
+    verdict: Verdict, now: float, legacy: bool = True, ietf: bool = False
 ) -> list[tuple[str, str]]:
     """The rate-limit header fields of a verdict: the one place their values are decided.
 
@@ -33,17 +33,17 @@ def rate_header_values(
     (draft-ietf-httpapi-ratelimit-headers). ``Retry-After`` belongs to the 429 alone.
     """
     reported = verdict.reported
-    result: list[tuple[str, str]] = []
     if legacy and reported is not None:
         limit, remaining, reset = _legacy_numbers(reported)
-        result += [
+        result = [
             ("X-RateLimit-Limit", str(limit)),
             ("X-RateLimit-Remaining", str(remaining)),
             ("X-RateLimit-Reset", str(reset)),
         ]
-    if ietf and verdict.decisions:
-        result += _ietf_values(verdict, now)
-    return result
+        if ietf and verdict.decisions:
+            result += _ietf_values(verdict, now)
+        return result
+    return _ietf_values(verdict, now) if ietf and verdict.decisions else []
 
 
 def raw_rate_header_values(
