@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install services demo demo-flask demo-client test lint typecheck pytest test-py310 bench clean
+.PHONY: install services demo demo-flask demo-client test lint typecheck pytest test-py310 bench bench-instructions clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,17 @@ bench: install services
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } \
 		|| echo "bench: wrk is not installed; loopback runs will be skipped"
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Instructions per request, counted by valgrind (installed when missing): bare, no limits,
+# a limit, limits' own calls in the same request, and limits' calls in a tight loop.
+bench-instructions: install
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	rm -rf src/*.egg-info
+	command -v valgrind >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; } \
+		|| echo "bench-instructions: valgrind is not installed"
+	$(PY) -m bench.instructions asgi bare,restfault-none,restfault-limit,restfault-429,floor-in-request
+	$(PY) -m bench.instructions wsgi bare,restfault-none,restfault-limit,restfault-429,floor-in-request
 
 clean:
 	rm -rf $(VENV) .venv310 .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
