@@ -4,8 +4,10 @@
 runs each variant (and ``floor``: ``limits``' ``hit`` + ``get_window_stats`` in a tight
 loop) twice under ``valgrind --tool=callgrind``, after the same warm-up, with and without
 ``--requests`` more requests, and prints the difference per request. Timings on a shared
-machine move by a third from one hour to the next; repeated counts agree to
-within 0.1 % (the tight-loop floor, whose storage starts timer threads, to 1 %).
+machine move by a third from one hour to the next; restfault's counts agree to within
+1 % from one run to the next. ``limits``' memory storage starts a timer thread by the
+clock, and valgrind slows the clock's pace of requests, so ``floor`` and
+``floor-in-request`` vary more (a third, for the latter): read those in time.
 
 An instruction is not a fixed amount of time: inside a whole request each one costs more
 than in a tight loop, where the interpreter's caches stay warm (``bench/floor.py``). Read
