@@ -125,6 +125,10 @@ class EndpointRules:
 NO_ENDPOINT = EndpointRules()
 
 
+def _nothing() -> None:
+    """``Registry.on_first_declared`` until a core listens."""
+
+
 def endpoint_name(endpoint: Any) -> str:
     module = getattr(endpoint, "__module__", None) or "?"
     qualname = getattr(endpoint, "__qualname__", None) or repr(endpoint)
@@ -146,7 +150,7 @@ class Registry:
         self.reached: set[Any] = set()  # declared functions a router was seen to dispatch to
         self.any_declared = False  # some endpoint has a limit or an exemption
         # Called when the first one is declared (the core settles what it reads per request).
-        self.on_first_declared: Callable[[], None] | None = None
+        self.on_first_declared: Callable[[], None] = _nothing
 
     def __bool__(self) -> bool:
         return self.any_declared
@@ -179,8 +183,7 @@ class Registry:
         self._resolved.clear()
         if not self.any_declared:
             self.any_declared = True
-            if self.on_first_declared is not None:
-                self.on_first_declared()
+            self.on_first_declared()
 
     def shared_rule(self, spec: LimitSpec, scope: str, options: LimitOptions) -> Rule:
         existing = self.shared.get(scope)

@@ -180,6 +180,27 @@ def test_failed_logins_only_are_counted(rate_limited: MakeHarness, backend: Back
     assert int(denied.header("retry-after") or 0) >= 1
 
 
+def broken_predicate(status: int) -> bool:
+    raise LookupError("no such status table")
+
+
+@pytest.mark.parametrize("adapter", ENDPOINT_ADAPTERS)
+def test_a_failing_deduct_when_is_logged_and_counts_nothing(
+    rate_limited: MakeHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in the app's predicate never turns a response into a 500: the response is the
+    app's, the failure is logged with its traceback, and the limit is not counted."""
+    app = rate_limited(style="bkend")
+    limit = RouteLimit("1/minute", deduct_when=broken_predicate)
+    app.route("/login/buggy", ["POST"], limits=[limit])(raising(UnauthorizedException()))
+    with caplog.at_level(logging.ERROR, logger="restfault"):
+        replies = [app.post("/login/buggy") for _ in range(3)]
+    assert statuses(replies) == [401, 401, 401]  # never counted, so never refused
+    failures = [r for r in caplog.records if "the deduct_when of" in r.getMessage()]
+    assert len(failures) == 3
+    assert all(r.exc_info and isinstance(r.exc_info[1], LookupError) for r in failures)
+
+
 @pytest.mark.redis
 @pytest.mark.parametrize("adapter", ENDPOINT_ADAPTERS)
 def test_block_for_is_a_penalty_every_process_agrees_on(
