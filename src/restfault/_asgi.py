@@ -161,7 +161,7 @@ class Pipeline(Admitting):
             if planned is not None:
                 admission = self.checked_now(*planned)  # memory://: no coroutine
                 if admission is None:
-                    admission = await self.checked(*planned)
+                    admission = await self.checked_on_storage(*planned)
                 verdict = admission.verdict
                 if verdict is not None and verdict.denied:
                     started = True  # restfault's own answer: never a second start

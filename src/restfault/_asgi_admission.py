@@ -40,7 +40,9 @@ class Admitting:
         peer = client[0] if client else None
         planned = core.plan_at_once(method, state.path, rules, state.client_key, peer)
         if planned is not None:
-            admission = await self.checked(*planned)
+            admission = self.checked_now(*planned)  # memory://: no coroutine
+            if admission is None:
+                admission = await self.checked_on_storage(*planned)
         else:
             steps = core.admit(
                 method,
@@ -65,24 +67,20 @@ class Admitting:
         return False
 
     def checked_now(self, applicable: Applicable, plan: list[PlanItem]) -> Admission | None:
-        """The admission of a plan made at once (``Core.plan_at_once``) when checking it
-        needs nothing awaited (no limit, or ``memory://``, called directly); else None."""
-        limiter = self.limiter
-        if not plan:
-            verdict = None
-        elif limiter.local is not None:
-            verdict = limiter.check_in_process(limiter.local, plan)
-        else:
-            return None
+        """The admission of a plan made at once (``Core.plan_at_once``) when its verdict is
+        known without awaiting anything (no limit, ``memory://``, a known denial:
+        ``AsyncLimiter.known``); else None, and ``checked_on_storage`` answers."""
+        verdict = None
+        if plan:
+            verdict = self.limiter.known(plan)
+            if verdict is None:
+                return None
         return self.core.admitted(applicable, plan, verdict, time.time)
 
-    async def checked(self, applicable: Applicable, plan: list[PlanItem]) -> Admission:
-        """The admission of a plan made at once, checked on the storage."""
-        admission = self.checked_now(applicable, plan)
-        if admission is None:
-            verdict = await self.limiter.check(plan)
-            admission = self.core.admitted(applicable, plan, verdict, time.time)
-        return admission
+    async def checked_on_storage(self, applicable: Applicable, plan: list[PlanItem]) -> Admission:
+        """The admission of a plan made at once, evaluated on the network storage."""
+        verdict = await self.limiter.evaluated(plan)
+        return self.core.admitted(applicable, plan, verdict, time.time)
 
     async def _drive(self, steps: Steps) -> Admission:
         """Run an admission: evaluate its plan on the storage, await what the app's

@@ -243,14 +243,15 @@ class Policies(Inspections):
         limits = applicable.simple
         if limits is None:
             return None
-        client_key = address() if limits else ""
+        if not limits:
+            return applicable, []
+        client_key = address()
         key = (endpoint, method, peer) if by_peer else (limits, client_key)
-        planned = plans.get(key)
+        planned = None if by_peer else plans.get(key)  # by peer: not found above
         if planned is None:
             if len(plans) >= _PLANS_KEPT:
                 plans.clear()
-            plan = simple_plan(limits, client_key) if limits else []
-            planned = plans[key] = (applicable, plan)
+            planned = plans[key] = (applicable, simple_plan(limits, client_key))
         return planned
 
     def admitted(

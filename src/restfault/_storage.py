@@ -24,13 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from ._backends import aclose_storage, build_async_storage, build_sync_storage, redacted_uri
 from ._errors import ConfigurationError, ServiceUnavailableException
-from ._evaluate import (
-    Evaluation,
-    deduct,
-    evaluate,
-    evaluate_in_process,
-    known_denial,
-)
+from ._evaluate import Evaluation, deduct, evaluate, evaluate_in_process, known_denial
 from ._expiry import ExpiryCache
 from ._limiting import PlanItem, Verdict
 from ._logging import logger
@@ -220,7 +214,11 @@ class AsyncLimiter(_Limiter[AsyncStorage]):
     async def check(self, plan: Sequence[PlanItem]) -> Verdict | None:
         """``SyncLimiter.check``, awaited (``memory://`` needs no await: ``known``)."""
         known = self.known(plan)
-        return known if known is not None else await self._call(self._steps(plan), None)
+        return known if known is not None else await self.evaluated(plan)
+
+    async def evaluated(self, plan: Sequence[PlanItem]) -> Verdict | None:
+        """``plan`` evaluated on the storage: what ``known`` could not answer."""
+        return await self._call(self._steps(plan), None)
 
     async def deduct(self, items: Sequence[PlanItem]) -> None:
         """Count ``deduct_when`` limits whose predicate held, after the response."""

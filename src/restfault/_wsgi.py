@@ -193,9 +193,7 @@ def passing_on(core: Core, exchange: Exchange) -> StartResponse:
             return discard
         exchange.started = True
         exchange.status = code
-        if exchange.verdict is not None or exchange.request_id is not None:
-            headers = response_headers(core, exchange, headers)
-        return start_response(status, headers, exc_info)
+        return start_response(status, response_headers(core, exchange, headers), exc_info)
 
     return passed_on
 

@@ -68,5 +68,4 @@ class Body:
             if close is not None:
                 close()
         finally:
-            if self.exchange.deducts:
-                finish(self.core, self.limiter, self.exchange)
+            finish(self.core, self.limiter, self.exchange)

@@ -98,12 +98,7 @@ class RestFault(RoutedAdapter):
                     answered = exchange.run(admit, core, limiter, exchange)
                 body: Iterable[bytes]
                 if answered is None:
-                    start = passing_on(core, exchange)
-                    body = (
-                        wsgi_app(environ, start)
-                        if exchange.request_id is None
-                        else exchange.run(wsgi_app, environ, start)
-                    )
+                    body = exchange.run(wsgi_app, environ, passing_on(core, exchange))
                 else:  # a 429
                     status, headers, content = answered
                     respond(core, exchange, status, headers)
