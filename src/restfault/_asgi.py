@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._asgi_admission import Admitting
+from ._asgi_admission import PENDING, Admitting
 from ._asgi_messages import (
     Message,
     Receive,
@@ -144,9 +144,10 @@ class Pipeline(Admitting):
                     return
                 started = True
                 if verdict is not None:
-                    extra = core.raw_rate_headers(verdict, time.time())
+                    extra = core.raw_rate_headers(verdict)
                     if extra:
-                        message = {**message, "headers": [*sent, *extra]}
+                        message = {**message}  # the app's own is left as it is
+                        message["headers"] = [*sent, *extra]
             elif held is not None and message["type"] == "http.response.body":
                 if not message.get("more_body", False):
                     start, held = held, None
@@ -159,10 +160,8 @@ class Pipeline(Admitting):
         activation = None
         try:
             if planned is not None:
-                admission = self.checked_now(*planned)  # memory://: no coroutine
-                if admission is None:
-                    admission = await self.checked_on_storage(*planned)
-                verdict = admission.verdict
+                checked = self.checked_now(*planned)  # memory://: no coroutine
+                verdict = await self.checked_on_storage(*planned) if checked is PENDING else checked
                 if verdict is not None and verdict.denied:
                     started = True  # restfault's own answer: never a second start
                     facts = PlainFacts(scope["method"], scope.get("path", ""), None, began)
@@ -210,7 +209,8 @@ class Pipeline(Admitting):
                     sent = message.get("headers", ())
                     extra = self.rate_headers(state, sent)
                     if extra:
-                        message = {**message, "headers": [*sent, *extra]}
+                        message = {**message}  # the app's own is left as it is
+                        message["headers"] = [*sent, *extra]
             elif replaced:
                 return
             elif held is not None and kind == "http.response.body":
@@ -248,7 +248,7 @@ class Pipeline(Admitting):
         """The headers restfault adds to the app's response: rate limits, and the request
         id unless the app (or a restfault further in) has set it already."""
         core = self.core
-        extra = core.raw_rate_headers(state.verdict, time.time())
+        extra = core.raw_rate_headers(state.verdict)
         if state.request_id is not None and header(sent, core.request_id_raw) is None:
             extra.append((core.request_id_raw, state.request_id.encode("ascii")))
         return extra

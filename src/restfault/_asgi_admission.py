@@ -6,8 +6,9 @@ response. ``Pipeline`` (``_asgi``) is built on it.
 
 from __future__ import annotations
 
+import enum
 import time
-from typing import Any
+from typing import Any, Final
 
 from ._asgi_messages import Send, send_envelope
 from ._asgi_state import RequestState
@@ -18,7 +19,16 @@ from ._policies import Admission, Applicable, Check, Steps
 from ._registry import NO_ENDPOINT
 from ._storage import AsyncLimiter
 
-__all__ = ["Admitting"]
+__all__ = ["PENDING", "Admitting", "Pending"]
+
+
+class Pending(enum.Enum):
+    """A verdict not known without awaiting the network storage."""
+
+    PENDING = enum.auto()
+
+
+PENDING: Final = Pending.PENDING
 
 
 class Admitting:
@@ -40,9 +50,12 @@ class Admitting:
         peer = client[0] if client else None
         planned = core.plan_at_once(method, state.path, rules, state.client_key, peer)
         if planned is not None:
-            admission = self.checked_now(*planned)  # memory://: no coroutine
-            if admission is None:
-                admission = await self.checked_on_storage(*planned)
+            applicable, plan = planned
+            checked = self.checked_now(applicable, plan)  # memory://: no coroutine
+            if checked is PENDING:
+                checked = await self.checked_on_storage(applicable, plan)
+            state.verdict = checked
+            state.deducts = core.deducted(applicable, plan, checked)
         else:
             steps = core.admit(
                 method,
@@ -57,8 +70,9 @@ class Admitting:
                 response = core.unavailable(admission.unavailable, state)
                 await send_envelope(state.send_own, response, [], method == "HEAD")
                 return True
-        verdict = state.verdict = admission.verdict
-        state.deducts = admission.deducts
+            state.verdict = admission.verdict
+            state.deducts = admission.deducts
+        verdict = state.verdict
         if verdict is not None and verdict.denied:
             state.started = True
             state.status = 429
@@ -66,21 +80,26 @@ class Admitting:
             return True
         return False
 
-    def checked_now(self, applicable: Applicable, plan: list[PlanItem]) -> Admission | None:
-        """The admission of a plan made at once (``Core.plan_at_once``) when its verdict is
-        known without awaiting anything (no limit, ``memory://``, a known denial:
-        ``AsyncLimiter.known``); else None, and ``checked_on_storage`` answers."""
-        verdict = None
-        if plan:
-            verdict = self.limiter.known(plan)
-            if verdict is None:
-                return None
-        return self.core.admitted(applicable, plan, verdict, time.time)
+    def checked_now(self, applicable: Applicable, plan: list[PlanItem]) -> Verdict | Pending | None:
+        """The verdict of a plan made at once (``Core.plan_at_once``), observed
+        (``Core.observed``), when it is known without awaiting anything (no limit,
+        ``memory://``, a known denial: ``AsyncLimiter.known``); else ``PENDING``, and
+        ``checked_on_storage`` answers. Whatever else the admission says
+        (``Core.deducted``) is its caller's to ask: a request decided before the app runs
+        has nothing to count afterwards."""
+        if not plan:
+            return None
+        verdict = self.limiter.known(plan)
+        if verdict is None:
+            return PENDING
+        return self.core.observed(applicable, verdict, time.time)
 
-    async def checked_on_storage(self, applicable: Applicable, plan: list[PlanItem]) -> Admission:
-        """The admission of a plan made at once, evaluated on the network storage."""
+    async def checked_on_storage(
+        self, applicable: Applicable, plan: list[PlanItem]
+    ) -> Verdict | None:
+        """The verdict of a plan made at once, evaluated on the network storage."""
         verdict = await self.limiter.evaluated(plan)
-        return self.core.admitted(applicable, plan, verdict, time.time)
+        return self.core.observed(applicable, verdict, time.time)
 
     async def _drive(self, steps: Steps) -> Admission:
         """Run an admission: evaluate its plan on the storage, await what the app's

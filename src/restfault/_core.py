@@ -17,6 +17,7 @@ the client's address, headers — and the core's answers out:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 from ._denial import Denial, Denials
@@ -89,18 +90,30 @@ class Core(Policies):
 
     # -- what the response says ---------------------------------------------------------
 
-    def rate_headers(self, verdict: Verdict | None, now: float) -> list[tuple[str, str]]:
+    def rate_headers(
+        self, verdict: Verdict | None, now: float | None = None
+    ) -> list[tuple[str, str]]:
+        """The rate-limit headers of ``verdict``; without ``now``, the clock is read only
+        if a field needs it (``ietf_headers``: seconds until each reset)."""
         if verdict is None:
             return []
         settings = self.settings
-        return rate_header_values(verdict, now, settings.headers_enabled, settings.ietf_headers)
+        ietf = settings.ietf_headers
+        if now is None:
+            now = time.time() if ietf else 0.0
+        return rate_header_values(verdict, now, settings.headers_enabled, ietf)
 
-    def raw_rate_headers(self, verdict: Verdict | None, now: float) -> list[tuple[bytes, bytes]]:
+    def raw_rate_headers(
+        self, verdict: Verdict | None, now: float | None = None
+    ) -> list[tuple[bytes, bytes]]:
         """``rate_headers`` as ASGI header pairs."""
         if verdict is None:
             return []
         settings = self.settings
-        return raw_rate_header_values(verdict, now, settings.headers_enabled, settings.ietf_headers)
+        ietf = settings.ietf_headers
+        if now is None:
+            now = time.time() if ietf else 0.0
+        return raw_rate_header_values(verdict, now, settings.headers_enabled, ietf)
 
     def _settle(self) -> None:
         """What every request reads, settled again when an endpoint's first limit or

@@ -101,8 +101,8 @@ def evaluate(plan: Sequence[PlanItem], how: Evaluation, now: float) -> Steps:
 class FixedCounters(Protocol):
     """The in-process storage's fixed windows, asked without any operation object."""
 
-    def hit_fixed(self, key: str, expiry: float, amount: int = 1) -> tuple[int, float]: ...
-    def peek_fixed(self, key: str) -> tuple[int, float]: ...
+    def hit_fixed(self, key: str, expiry: float, amount: int, now: float) -> tuple[int, float]: ...
+    def peek_fixed(self, key: str, now: float) -> tuple[int, float]: ...
 
 
 def evaluate_in_process(
@@ -120,11 +120,12 @@ def evaluate_in_process(
         limit = item.limit
         if not limit.plain:
             return None
-        count, end = counters.hit_fixed(item.key, limit.window, item.cost)
-        decision = _decision(item, count <= limit.amount, limit.amount - count, end)
+        count, end = counters.hit_fixed(item.key, limit.window, item.cost, now)
+        allowed = count <= limit.amount
+        decision = _decision(item, allowed, limit.amount - count, end)
         if decision.remaining <= 0:
             _remember(item, decision, how.denials, now)
-        return Verdict.of([decision])
+        return Verdict([decision], decision, limit.enforce and not allowed)  # as Verdict.of
     for item in plan:
         if not item.limit.plain:
             return None
@@ -134,12 +135,12 @@ def evaluate_in_process(
         limit = item.limit
         amount = limit.amount
         if refused:
-            count, end = counters.peek_fixed(item.key)
+            count, end = counters.peek_fixed(item.key, now)
             allowed = count < amount
             if not count:
                 end = now + limit.window
         else:
-            count, end = counters.hit_fixed(item.key, limit.window, item.cost)
+            count, end = counters.hit_fixed(item.key, limit.window, item.cost, now)
             allowed = count <= amount
             refused = limit.enforce and not allowed
         decisions.append(_decision(item, allowed, amount - count, end))

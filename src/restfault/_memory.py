@@ -16,6 +16,7 @@ import bisect
 import math
 import threading
 import time
+from typing import Any
 
 from limits.storage import MovingWindowSupport, SlidingWindowCounterSupport, Storage
 
@@ -27,8 +28,8 @@ class InProcessStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport
 
     def __init__(self, sweep_interval: float = 1.0) -> None:
         super().__init__()
-        # key -> [count, end of its window]
-        self._counters: dict[str, list[float]] = {}
+        # key -> [count (an int, read as it is), end of its window (a float)]
+        self._counters: dict[str, list[Any]] = {}
         # key -> entry times, newest first, at most ``limit`` of them; and their window
         self._entries: dict[str, list[float]] = {}
         self._entry_windows: dict[str, int] = {}
@@ -44,34 +45,37 @@ class InProcessStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport
 
     # -- fixed windows (and the counters below everything else) ---------------------------
 
-    def hit_fixed(self, key: str, expiry: float, amount: int = 1) -> tuple[int, float]:
-        """Add ``amount`` and return the count and the window's end: one call per hit."""
-        now = time.time()
+    def hit_fixed(self, key: str, expiry: float, amount: int, now: float) -> tuple[int, float]:
+        """Add ``amount`` at ``now`` and return the count and the window's end: one call
+        per hit (the caller's clock reading, so a request reads the clock once)."""
         if now >= self._next_sweep:
             self._sweep(now)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not ``with``: a third fewer instructions, on every limited request
+        try:
             counter = self._counters.get(key)
             if counter is None or counter[1] <= now:  # the window ended (or never began)
                 self._counters[key] = [amount, now + expiry]
                 return amount, now + expiry
             counter[0] += amount
-            return int(counter[0]), counter[1]
+            return counter[0], counter[1]
+        finally:
+            lock.release()
 
     @property
     def known_ends(self) -> _CounterEnds:
         """Fixed windows' ends as the evaluation asks for them: read off the counters."""
         return _CounterEnds(self._counters)
 
-    def peek_fixed(self, key: str) -> tuple[int, float]:
+    def peek_fixed(self, key: str, now: float) -> tuple[int, float]:
         """The count and the window's end, counting nothing (0 and now when absent)."""
-        now = time.time()
         counter = self._counters.get(key)
         if counter is None or counter[1] <= now:
             return 0, now
-        return int(counter[0]), counter[1]
+        return counter[0], counter[1]
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
-        return self.hit_fixed(key, expiry, amount)[0]
+        return self.hit_fixed(key, expiry, amount, time.time())[0]
 
     def decr(self, key: str, amount: int = 1) -> int:
         now = time.time()
@@ -79,14 +83,15 @@ class InProcessStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport
             counter = self._counters.get(key)
             if counter is None or counter[1] <= now:
                 return 0
-            counter[0] = max(0, counter[0] - amount)
-            return int(counter[0])
+            count: int = max(0, counter[0] - amount)
+            counter[0] = count
+            return count
 
     def get(self, key: str) -> int:
-        return self.peek_fixed(key)[0]
+        return self.peek_fixed(key, time.time())[0]
 
     def get_expiry(self, key: str) -> float:
-        return self.peek_fixed(key)[1]
+        return self.peek_fixed(key, time.time())[1]
 
     def clear(self, key: str) -> None:
         with self._lock:
@@ -152,8 +157,8 @@ class InProcessStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport
 
     def _sliding(self, key: str, expiry: int, now: float) -> tuple[int, float, int, float]:
         previous_key, current_key = self._window_keys(key, expiry, now)
-        previous = self.peek_fixed(previous_key)[0]
-        current = self.peek_fixed(current_key)[0]
+        previous = self.peek_fixed(previous_key, now)[0]
+        current = self.peek_fixed(current_key, now)[0]
         previous_ttl = (1 - (((now - expiry) / expiry) % 1)) * expiry if previous else 0.0
         current_ttl = (1 - ((now / expiry) % 1)) * expiry + expiry
         return previous, previous_ttl, current, current_ttl
@@ -168,7 +173,7 @@ class InProcessStorage(Storage, MovingWindowSupport, SlidingWindowCounterSupport
         if math.floor(previous * previous_ttl / expiry + current) + amount > limit:
             return False
         current_key = self._window_keys(key, expiry, now)[1]
-        current = self.hit_fixed(current_key, 2 * expiry, amount)[0]
+        current = self.hit_fixed(current_key, 2 * expiry, amount, now)[0]
         if math.floor(previous * previous_ttl / expiry + current) > limit:
             self.decr(current_key, amount)  # another hit won the race: give it back
             return False
@@ -202,7 +207,7 @@ class _CounterEnds:
 
     __slots__ = ("_counters",)
 
-    def __init__(self, counters: dict[str, list[float]]) -> None:
+    def __init__(self, counters: dict[str, list[Any]]) -> None:
         self._counters = counters
 
     def get(self, key: str, now: float) -> float | None:

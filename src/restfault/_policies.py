@@ -70,6 +70,7 @@ class Admission:
 ADMITTED = Admission()
 _PLANS_KEPT = 4096  # clients whose plan is kept; all are forgotten when it is full
 Steps = Generator[Any, Any, Admission]
+Now = Callable[[], float]
 
 
 class Policies(Inspections):
@@ -255,27 +256,33 @@ class Policies(Inspections):
         return planned
 
     def admitted(
-        self,
-        applicable: Applicable,
-        plan: list[PlanItem],
-        verdict: Verdict | None,
-        now: Callable[[], float],
+        self, applicable: Applicable, plan: list[PlanItem], verdict: Verdict | None, now: Now
     ) -> Admission:
-        """The admission of a checked plan; ``verdict`` is None when no limit was counted
-        (nothing applied, or ``on_storage_error="allow"`` during an outage)."""
-        if verdict is None:
+        """The admission of a checked plan: its verdict ``observed``, and the limits to
+        count once the response's status is known (``deducted``)."""
+        if self.observed(applicable, verdict, now) is None:
             return ADMITTED
-        if self.metrics is not None or applicable.shadow:
+        return Admission(verdict, self.deducted(applicable, plan, verdict))
+
+    def observed(self, applicable: Applicable, verdict: Verdict | None, now: Now) -> Verdict | None:
+        """``verdict``, counted (``metrics``) and its shadow-mode breaches logged; None
+        when no limit was counted (none applied, or ``on_storage_error="allow"``)."""
+        if verdict is not None and (self.metrics is not None or applicable.shadow):
             self.observe(verdict, now())
-        if applicable.deducts and not verdict.denied:
-            deducts = [item for item in plan if item.limit.options.deduct_when is not None]
-            return Admission(verdict, deducts)
-        return Admission(verdict)
+        return verdict
+
+    @staticmethod
+    def deducted(
+        applicable: Applicable, plan: list[PlanItem], verdict: Verdict | None
+    ) -> Sequence[PlanItem]:
+        """The ``deduct_when`` limits of an admitted request (none when it was refused)."""
+        if applicable.deducts and verdict is not None and not verdict.denied:
+            return [item for item in plan if item.limit.options.deduct_when is not None]
+        return ()
 
     def observe(self, verdict: Verdict, now: float) -> None:
         """Count the verdict's decisions (``metrics``), and log each shadow-mode limit a
-        request would have breached: once per key and limit until its reset, so one
-        client's flood writes one line."""
+        request would have breached: once per key and limit until its reset."""
         if self.metrics is not None:
             self.metrics.decided(verdict)
         for decision in verdict.decisions:

@@ -9,12 +9,15 @@ evaluated (draft-ietf-httpapi-ratelimit-headers).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from ._limiting import RateLimitDecision, Verdict
 
 __all__ = ["encode_rate_headers", "raw_rate_header_values", "rate_header_values", "sf_string"]
+
+T = TypeVar("T")
 
 
 def sf_string(value: str) -> str:
@@ -36,9 +39,9 @@ def rate_header_values(
     if legacy and reported is not None:
         limit, remaining, reset = _legacy_numbers(reported)
         result = [
-            ("X-RateLimit-Limit", str(limit)),
+            ("X-RateLimit-Limit", _TEXT[limit]),
             ("X-RateLimit-Remaining", str(remaining)),
-            ("X-RateLimit-Reset", str(reset)),
+            ("X-RateLimit-Reset", _TEXT[reset]),
         ]
         if ietf and verdict.decisions:
             result += _ietf_values(verdict, now)
@@ -55,9 +58,9 @@ def raw_rate_header_values(
     if legacy and reported is not None:
         limit, remaining, reset = _legacy_numbers(reported)
         raw = [
-            (b"x-ratelimit-limit", b"%d" % limit),
+            (b"x-ratelimit-limit", _DIGITS[limit]),
             (b"x-ratelimit-remaining", b"%d" % remaining),
-            (b"x-ratelimit-reset", b"%d" % reset),
+            (b"x-ratelimit-reset", _DIGITS[reset]),
         ]
         if ietf and verdict.decisions:
             raw += encode_rate_headers(_ietf_values(verdict, now))
@@ -65,6 +68,26 @@ def raw_rate_header_values(
     if ietf and verdict.decisions:
         return encode_rate_headers(_ietf_values(verdict, now))
     return []
+
+
+class _Written(dict[int, T]):
+    """Numbers as header values, kept once written: a limit's size and a window's end
+    (epoch seconds) repeat from one request to the next (a remaining count does not).
+    Forgotten all at once when 4096 are kept."""
+
+    def __init__(self, write: Callable[[int], T]) -> None:
+        super().__init__()
+        self._write = write
+
+    def __missing__(self, number: int) -> T:
+        if len(self) >= 4096:
+            self.clear()
+        value = self[number] = self._write(number)
+        return value
+
+
+_TEXT: _Written[str] = _Written(str)
+_DIGITS: _Written[bytes] = _Written(lambda number: b"%d" % number)
 
 
 def _legacy_numbers(reported: RateLimitDecision) -> tuple[int, int, int]:

@@ -136,21 +136,18 @@ class _Limiter(Generic[S]):
         return run(storage, steps(evaluation))
 
     def known(self, plan: Sequence[PlanItem]) -> Verdict | None:
-        """The verdict known without a network storage call: ``memory://`` evaluated in
-        process, or a 429 this process knows ``plan`` gets (a spent key)."""
-        if self.local is not None:
-            return self.check_in_process(self.local, plan)
-        denials = self.evaluation.denials
-        return known_denial(plan, denials, time.time()) if denials.times else None
-
-    def check_in_process(self, local: InProcessStorage, plan: Sequence[PlanItem]) -> Verdict:
-        """``check`` on ``memory://``: dict work under a lock held for microseconds, no
-        I/O, so nothing to await or to time out (the commonest plan without a generator)."""
+        """The verdict known without a network storage call: a 429 this process knows
+        ``plan`` gets (a spent key), or ``memory://`` evaluated in process — dict work
+        under a lock held for microseconds, no I/O, so nothing to await or to time out
+        (the commonest plan without a generator). None: ask the network storage."""
         now = time.time()
         how = self.evaluation
         denials = how.denials
-        if denials.times and (known := known_denial(plan, denials, now)):
+        if denials.times and (known := known_denial(plan, denials, now)) is not None:
             return known
+        local = self.local
+        if local is None:
+            return None
         verdict = evaluate_in_process(plan, local, how, now)
         return verdict if verdict is not None else run(local, evaluate(plan, how, now))
 

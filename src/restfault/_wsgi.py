@@ -123,16 +123,17 @@ def admit(
     planned = core.plan_at_once(method, path, endpoint, address, environ.get("REMOTE_ADDR"))
     if planned is not None:
         applicable, plan = planned
-        checked = limiter.check(plan) if plan else None
-        admission = core.admitted(applicable, plan, checked, time.time)
+        verdict = core.observed(applicable, limiter.check(plan) if plan else None, time.time)
+        exchange.deducts = core.deducted(applicable, plan, verdict)
     else:
         steps = core.admit(method, path, endpoint, address, request or (lambda: environ), time.time)
         admission = _drive(steps, limiter)
         if admission.unavailable is not None:
             response = core.unavailable(admission.unavailable, exchange)
             return response.status, response.headers, response.body
-    verdict = exchange.verdict = admission.verdict
-    exchange.deducts = admission.deducts
+        verdict = admission.verdict
+        exchange.deducts = admission.deducts
+    exchange.verdict = verdict
     if verdict is None or not verdict.denied:
         return None
     denial, extra = core.refusal(verdict, exchange, time.time())
@@ -172,7 +173,7 @@ def response_headers(
     """The app's response headers and what restfault adds to them: the rate-limit headers
     and the request's id (unless the app set it)."""
     if exchange.verdict is not None:
-        headers = [*headers, *core.rate_headers(exchange.verdict, time.time())]
+        headers = [*headers, *core.rate_headers(exchange.verdict)]
     if exchange.request_id is not None:
         headers = with_request_id(core, exchange, headers)
     return headers

@@ -238,8 +238,8 @@ def test_the_in_process_shortcut_decides_as_the_evaluation(
                 theirs.key,
             )
             assert mine.reset == pytest.approx(theirs.reset, abs=0.5)
-        assert [direct.peek_fixed(i.key)[0] for i in items] == [
-            driven.peek_fixed(i.key)[0] for i in items
+        assert [direct.peek_fixed(i.key, now)[0] for i in items] == [
+            driven.peek_fixed(i.key, now)[0] for i in items
         ]
         assert {i.key: direct_how.denials.get(i.key, now) is not None for i in items} == {
             i.key: driven_how.denials.get(i.key, now) is not None for i in items
