@@ -38,7 +38,7 @@ from restfault._ops import (
     MovingWindow,
     SlidingWindow,
 )
-from restfault._rate_headers import rate_header_values
+from restfault._rate_headers import rate_header_values, raw_rate_header_values
 from restfault._registry import Rule
 from restfault._storage import run
 from restfault._validate import parse_limits
@@ -389,6 +389,19 @@ def test_ietf_headers_list_every_limit() -> None:
         ("RateLimit-Policy", '"app.\\"view\\"";q=10;w=60, "default";q=100;w=3600'),
         ("RateLimit", '"app.\\"view\\"";r=4;t=20, "default";r=90;t=3000'),
     ]
+
+
+def test_header_values_stay_right_across_many_windows_and_limits() -> None:
+    """A limit's size and a window's end are kept once written (they repeat from one
+    request to the next); past the bound the kept ones are forgotten, never reused for
+    another number."""
+    for i in range(5000):  # more distinct numbers than are kept at once
+        d = RateLimitDecision(True, 10 + i, i, NOW + i + 0.5, 60)
+        expected = [str(10 + i), str(i), str(int(NOW) + i + 1)]
+        text = rate_header_values(Verdict.of([d]), NOW)
+        raw = raw_rate_header_values(Verdict.of([d]), NOW)
+        assert [value for _, value in text] == expected
+        assert [value for _, value in raw] == [value.encode() for value in expected]
 
 
 # -- sliding window -----------------------------------------------------------------------------
