@@ -165,7 +165,8 @@ class RateLimitDecision:
 
     def retry_after(self, now: float) -> int:
         """Whole seconds until the request would pass: rounded up, at least 1."""
-        return max(1, math.ceil(self.reset - now))
+        seconds = math.ceil(self.reset - now)
+        return seconds if seconds > 1 else 1
 
     def headers(
         self, now: float, *, legacy: bool = True, ietf: bool = False
