@@ -279,11 +279,13 @@ def with_limits_memory_storage(build: Callable[[], App]) -> Callable[[], App]:
             """limits' storage, with the two calls restfault's evaluation makes of its own
             in-process storage, answered through limits' public methods."""
 
-            def hit_fixed(self, key: str, expiry: float, amount: int = 1) -> tuple[int, float]:
-                count = self.incr(key, int(expiry), amount)
+            def hit_fixed(
+                self, key: str, expiry: float, amount: int, now: float
+            ) -> tuple[int, float]:
+                count = self.incr(key, int(expiry), amount)  # limits reads its own clock
                 return count, self.get_expiry(key)
 
-            def peek_fixed(self, key: str) -> tuple[int, float]:
+            def peek_fixed(self, key: str, now: float) -> tuple[int, float]:
                 return self.get(key), self.get_expiry(key)
 
         app = build()
