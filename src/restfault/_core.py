@@ -17,7 +17,6 @@ the client's address, headers — and the core's answers out:
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 
 from ._denial import Denial, Denials
@@ -98,10 +97,7 @@ class Core(Policies):
         if verdict is None:
             return []
         settings = self.settings
-        ietf = settings.ietf_headers
-        if now is None:
-            now = time.time() if ietf else 0.0
-        return rate_header_values(verdict, now, settings.headers_enabled, ietf)
+        return rate_header_values(verdict, now, settings.headers_enabled, settings.ietf_headers)
 
     def raw_rate_headers(
         self, verdict: Verdict | None, now: float | None = None
@@ -110,10 +106,7 @@ class Core(Policies):
         if verdict is None:
             return []
         settings = self.settings
-        ietf = settings.ietf_headers
-        if now is None:
-            now = time.time() if ietf else 0.0
-        return raw_rate_header_values(verdict, now, settings.headers_enabled, ietf)
+        return raw_rate_header_values(verdict, now, settings.headers_enabled, settings.ietf_headers)
 
     def _settle(self) -> None:
         """What every request reads, settled again when an endpoint's first limit or

@@ -121,11 +121,11 @@ def evaluate_in_process(
         if not limit.plain:
             return None
         count, end = counters.hit_fixed(item.key, limit.window, item.cost, now)
-        allowed = count <= limit.amount
-        decision = _decision(item, allowed, limit.amount - count, end)
+        decision = _decision(item, count <= limit.amount, limit.amount - count, end)
         if decision.remaining <= 0:
             _remember(item, decision, how.denials, now)
-        return Verdict([decision], decision, limit.enforce and not allowed)  # as Verdict.of
+        # Verdict.of's one-limit case, without its call.
+        return Verdict([decision], decision, decision.enforced and not decision.allowed)
     for item in plan:
         if not item.limit.plain:
             return None

@@ -9,6 +9,7 @@ evaluated (draft-ietf-httpapi-ratelimit-headers).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -27,7 +28,7 @@ def sf_string(value: str) -> str:
 
 
 def rate_header_values(
-    verdict: Verdict, now: float, legacy: bool = True, ietf: bool = False
+    verdict: Verdict, now: float | None = None, legacy: bool = True, ietf: bool = False
 ) -> list[tuple[str, str]]:
     """The rate-limit header fields of a verdict: the one place their values are decided.
 
@@ -50,7 +51,7 @@ def rate_header_values(
 
 
 def raw_rate_header_values(
-    verdict: Verdict, now: float, legacy: bool = True, ietf: bool = False
+    verdict: Verdict, now: float | None = None, legacy: bool = True, ietf: bool = False
 ) -> list[tuple[bytes, bytes]]:
     """``rate_header_values`` as ASGI header pairs: the same numbers and strings, written
     as bytes (the legacy fields without a detour through ``str``)."""
@@ -96,7 +97,11 @@ def _legacy_numbers(reported: RateLimitDecision) -> tuple[int, int, int]:
     return reported.limit, remaining if remaining > 0 else 0, math.ceil(reported.reset)
 
 
-def _ietf_values(verdict: Verdict, now: float) -> list[tuple[str, str]]:
+def _ietf_values(verdict: Verdict, now: float | None) -> list[tuple[str, str]]:
+    """``RateLimit-Policy`` and ``RateLimit``: the only fields that need the time (``now``,
+    or the clock read here when the caller has none)."""
+    if now is None:
+        now = time.time()
     policies, states = [], []
     for decision in verdict.decisions:
         name = sf_string(decision.policy or decision.scope)
