@@ -144,9 +144,7 @@ class Core(Policies):
     def retry_after(self, verdict: Verdict, now: float) -> int:
         """Whole seconds until a denied request would really pass (rounded up, >= 1)."""
         reported = verdict.reported
-        if reported is None:
-            return 1
-        seconds = math.ceil(reported.reset - now)
+        seconds = math.ceil(reported.reset - now) if reported is not None else 1
         return seconds if seconds > 1 else 1  # not max(): a third of the cost
 
     def refusal(

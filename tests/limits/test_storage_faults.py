@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,12 +145,19 @@ def test_a_slow_failure_is_probed_once_per_interval(
     assert max(following) < 0.2, following
 
 
-def test_policy_allow(rate_limited: MakeHarness, own_redis: Server) -> None:
+def _client_key(request: object) -> str:
+    return "one-client"
+
+
+# Keyed by address, a request's plan is made at once; a key_func is asked on the way.
+@pytest.mark.parametrize("keyed", [{}, {"key_func": _client_key}], ids=["address", "key_func"])
+def test_policy_allow(rate_limited: MakeHarness, own_redis: Server, keyed: dict[str, Any]) -> None:
     # 2/minute: a key this process knows to be spent would be denied without the storage.
     client = rate_limited(
         default_limits="2/minute",
         storage_uri=f"redis://{HOST}:{own_redis.port}",
         on_storage_error="allow",
+        **keyed,
     )
     assert client.get("/").status == 200
     own_redis.pause()
