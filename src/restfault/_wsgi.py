@@ -1,10 +1,11 @@
 """The WSGI driver: carries a request's facts to the core and its answers back.
 
 Shared by ``restfault.wsgi`` and the Flask adapter. An ``Exchange`` is one request (its
-id too: ``request_id_header``); ``admit`` decides its maintenance mode and limits (sync
-``limits`` storage, bounded by ``storage_timeout``); ``answer`` starts the envelope of an
-exception; ``passing_on`` is the ``start_response`` the app is given. The body iterable
-around the app's is ``_wsgi_body.Body``.
+id too: ``request_id_header``) and the ``start_response`` the app is given; ``admit``
+decides its maintenance mode and limits (sync ``limits`` storage, bounded by
+``storage_timeout``); ``answer`` starts the envelope of an exception. The adapters make
+each request's exchange a ``_wsgi_body.Body``: the same object is the body iterable
+around the app's, so a request costs one object of restfault's.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ __all__ = [
     "answer",
     "discard",
     "finish",
-    "passing_on",
     "respond",
     "response_headers",
     "with_request_id",
@@ -43,11 +43,13 @@ T = TypeVar("T")
 
 
 class Exchange:
-    """One request's WSGI state, shared by the middleware, the hooks and the body."""
+    """One request's WSGI state, shared by the middleware, the hooks and the body; called,
+    the ``start_response`` the app is given."""
 
     __slots__ = (
         "admitted",
         "began",
+        "core",
         "deducts",
         "environ",
         "held",
@@ -61,6 +63,7 @@ class Exchange:
 
     def __init__(self, core: Core, environ: Environ, start_response: StartResponse) -> None:
         self.began = time.perf_counter()
+        self.core = core
         self.admitted = False
         self.environ = environ
         self.start_response = start_response
@@ -96,6 +99,21 @@ class Exchange:
             return function(*args)
         finally:
             request_id_var.reset(token)
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        """The ``start_response`` the app is given: an error response restfault answers
+        with the envelope instead (``Core.replaces``) is held for the body; any other goes
+        on to the server with the rate-limit headers and the request's id."""
+        core = self.core
+        code = int(status[:3])  # "200 OK" (PEP 3333: a three-digit code first)
+        if code >= 400 and core.replaces(
+            code, next((v for k, v in headers if k.lower() == "content-type"), None)
+        ):
+            self.held = (code, headers)
+            return discard
+        self.started = True
+        self.status = code
+        return self.start_response(status, response_headers(core, self, headers), exc_info)
 
 
 def admit(
@@ -177,26 +195,6 @@ def response_headers(
     if exchange.request_id is not None:
         headers = with_request_id(core, exchange, headers)
     return headers
-
-
-def passing_on(core: Core, exchange: Exchange) -> StartResponse:
-    """The ``start_response`` the app is given: an error response restfault answers
-    with the envelope instead (``Core.replaces``) is held for ``Body``; any other goes on
-    to the server with the rate-limit headers and the request's id."""
-    start_response = exchange.start_response
-
-    def passed_on(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        code = int(status[:3])  # "200 OK" (PEP 3333: a three-digit code first)
-        if code >= 400 and core.replaces(
-            code, next((v for k, v in headers if k.lower() == "content-type"), None)
-        ):
-            exchange.held = (code, headers)
-            return discard
-        exchange.started = True
-        exchange.status = code
-        return start_response(status, response_headers(core, exchange, headers), exc_info)
-
-    return passed_on
 
 
 def with_request_id(

@@ -22,7 +22,6 @@ every request. The machinery is the private WSGI driver, ``restfault._wsgi``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, current_app, request
@@ -38,7 +37,7 @@ from ._registry import NO_ENDPOINT, EndpointRules, endpoint_name, reachable
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import activate, deactivate
-from ._wsgi import EXCHANGE_KEY, Exchange, admit, answer, passing_on, respond
+from ._wsgi import EXCHANGE_KEY, Exchange, admit, answer, finish, respond
 from ._wsgi_body import Body
 
 __all__ = ["RestFault"]
@@ -74,14 +73,15 @@ class RestFault(RoutedAdapter):
         hooked = [True]
         # Around Flask's wsgi_app (one call, where a teardown hook costs several): the
         # translations run_batch applies by itself; a view's own text error, held where
-        # its response starts (``passing_on``) and answered with the envelope by ``Body``;
+        # its response starts (the exchange is the app's ``start_response``) and answered
+        # with the envelope by the exchange as the body (``Body``);
         # a streamed body failing before its first chunk, which Flask no longer sees,
         # answered too; an error escaping Flask itself (PROPAGATE_EXCEPTIONS) too;
         # deduct_when after the response.
         wsgi_app, core, limiter = app.wsgi_app, self.core, self.limiter
 
         def restfault_wsgi_app(environ: Any, start_response: Any) -> Any:
-            exchange = Exchange(core, environ, start_response)
+            exchange = Body(core, limiter, environ, start_response)
             environ[EXCHANGE_KEY] = exchange
             admits = core.admits
             early = admits and core.admits_unrouted and self._decides_before_flask(app)
@@ -96,25 +96,27 @@ class RestFault(RoutedAdapter):
                     # Flask runs, so a 429 costs none of Flask's request machinery.
                     exchange.admitted = True
                     answered = exchange.run(admit, core, limiter, exchange)
-                body: Iterable[bytes]
                 if answered is None:
-                    body = exchange.run(wsgi_app, environ, passing_on(core, exchange))
+                    exchange.body = exchange.run(wsgi_app, environ, exchange)
                 else:  # a 429
                     status, headers, content = answered
                     respond(core, exchange, status, headers)
-                    body = [b"" if exchange.method == "HEAD" else content]
+                    exchange.body = [b"" if exchange.method == "HEAD" else content]
             except Exception as exc:
-                body = exchange.run(answer, core, exchange, exc)
+                exchange.body = exchange.run(answer, core, exchange, exc)
             finally:
                 deactivate(activation)
             file_wrapper = environ.get("wsgi.file_wrapper")
             if (
                 exchange.held is None
                 and isinstance(file_wrapper, type)
-                and isinstance(body, file_wrapper)
+                and isinstance(exchange.body, file_wrapper)
             ):
-                return body  # left as it is, so the server can still sendfile() it
-            return Body(core, limiter, body, exchange)
+                # Left as it is, so the server can still sendfile() it: its status is final.
+                environ.pop(EXCHANGE_KEY, None)
+                finish(core, limiter, exchange)
+                return exchange.body
+            return exchange
 
         app.wsgi_app = restfault_wsgi_app  # type: ignore[method-assign]
 

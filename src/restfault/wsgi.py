@@ -26,7 +26,6 @@ from ._wsgi import (
     StartResponse,
     admit,
     answer,
-    passing_on,
     respond,
 )
 from ._wsgi_body import Body
@@ -50,17 +49,18 @@ class RestFaultMiddleware(Adapter):
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         core = self.core
-        exchange = Exchange(core, environ, start_response)
+        exchange = Body(core, self.limiter, environ, start_response)
 
         activation = activate(core.translations)
         try:
             # The request's id is current while the app runs (and in Body, while it
             # produces a streamed body).
-            return exchange.run(self._call, exchange, passing_on(core, exchange))
+            exchange.body = exchange.run(self._call, exchange)
         finally:
             deactivate(activation)
+        return exchange
 
-    def _call(self, exchange: Exchange, start_response: StartResponse) -> Iterable[bytes]:
+    def _call(self, exchange: Exchange) -> Iterable[bytes]:
         core = self.core
         try:
             if core.admits:
@@ -69,7 +69,6 @@ class RestFaultMiddleware(Adapter):
                     status, headers, body = answered
                     respond(core, exchange, status, headers)
                     return [b"" if exchange.method == "HEAD" else body]
-            result: Iterable[bytes] = self.app(exchange.environ, start_response)
+            return self.app(exchange.environ, exchange)
         except Exception as exc:
-            result = answer(core, exchange, exc)
-        return Body(core, self.limiter, result, exchange)
+            return answer(core, exchange, exc)
