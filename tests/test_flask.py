@@ -4,14 +4,17 @@ werkzeug's aborts, redirects left alone, CORS."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from flask import Blueprint, Flask, abort, jsonify, request
+from flask import Blueprint, Flask, abort, jsonify, request, send_file
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import TooManyRequests, Unauthorized
+from werkzeug.test import EnvironBuilder
+from werkzeug.wsgi import FileWrapper
 
 from restfault import ConflictResourceException, NotFoundException
 from restfault.flask import RestFault
@@ -369,3 +372,48 @@ def test_the_apps_own_earlier_hook_still_runs_before_the_limit(
     assert limited.json()["error"]["code"] == 429
     assert limited.headers["retry-after"] == "60"
     assert limited.headers["x-ratelimit-remaining"] == "0"
+
+
+def test_a_file_the_server_sends_itself_is_kept_and_counted(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    """A body made with the server's ``wsgi.file_wrapper`` is handed back as it is, so the
+    server can still sendfile() it; it carries the rate-limit headers, and a ``deduct_when``
+    limit counts it."""
+
+    class ServerFileWrapper(FileWrapper):
+        """What a server such as gunicorn offers in the environ."""
+
+    report = tmp_path / "report.txt"
+    report.write_bytes(b"quarterly figures")
+    app, restfault = flask_app()
+
+    @app.get("/report")
+    @restfault.limit("2/minute", deduct_when=lambda status: status < 400)
+    def download() -> ResponseReturnValue:
+        return send_file(report)
+
+    replies: list[tuple[str, dict[str, str], bytes, bool]] = []
+    started: list[tuple[str, dict[str, str]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        started.append((status, {k.lower(): v for k, v in headers}))
+        return lambda data: None
+
+    for _ in range(3):
+        environ = EnvironBuilder(path="/report").get_environ()
+        environ["wsgi.file_wrapper"] = ServerFileWrapper
+        body = app(environ, start_response)
+        kept = isinstance(body, ServerFileWrapper)
+        try:
+            content = b"".join(body)
+        finally:
+            getattr(body, "close", lambda: None)()
+        replies.append((*started[-1], content, kept))
+
+    (first, _, first_body, first_kept), second, third = replies
+    assert (first, first_body, first_kept) == ("200 OK", b"quarterly figures", True)
+    assert second[1]["x-ratelimit-remaining"] == "1"  # the first download was counted
+    assert second[3] is True
+    assert third[0] == "429 TOO MANY REQUESTS"
+    assert third[3] is False
