@@ -9,16 +9,19 @@ every WSGI adapter; the rest wraps bare WSGI apps in ``restfault.wsgi.RestFaultM
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import flask
 import pytest
 from werkzeug.exceptions import MethodNotAllowed
-from werkzeug.test import Client
+from werkzeug.test import Client, EnvironBuilder
 
 from restfault import BadRequestException, NotFoundException, ServiceUnavailableException
+from restfault._wsgi import Exchange
+from restfault.flask import RestFault as RestFaultFlask
 from restfault.wsgi import RestFaultMiddleware
 from tests.harness import WSGI_ADAPTERS, MakeHarness, WsgiHarness, error_records, raising, serve
 
@@ -266,3 +269,42 @@ def test_error_before_the_first_chunk_of_a_started_response() -> None:
     assert exchange.calls[1][2] is not None
     assert json.loads(exchange.body)["error"]["message"] == "export source gone"
     assert exchange.closed
+
+
+@pytest.mark.parametrize("extension", [True, False], ids=["flask-extension", "wsgi-middleware"])
+def test_a_requests_state_goes_when_the_server_drops_its_body(extension: bool) -> None:
+    """restfault's per-request objects are freed as soon as the server closes and drops
+    the body, never left to the garbage collector, though werkzeug's request keeps the
+    environ in a reference cycle: a busy server's memory and collection pauses stay the
+    framework's own."""
+    app = flask.Flask("collected")
+
+    @app.get("/things")
+    def things() -> flask.Response:
+        return flask.jsonify([])
+
+    if extension:
+        RestFaultFlask(app, default_limits="1000/minute")
+    else:
+        app.wsgi_app = RestFaultMiddleware(  # type: ignore[method-assign]
+            app.wsgi_app, default_limits="1000/minute"
+        )
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> Any:
+        return lambda data: None
+
+    def live_exchanges() -> int:
+        return sum(isinstance(o, Exchange) for o in gc.get_objects())
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = live_exchanges()
+        for _ in range(50):
+            body = app(EnvironBuilder(path="/things").get_environ(), start_response)
+            assert b"".join(body) == b"[]\n"
+            getattr(body, "close", lambda: None)()
+            del body
+        assert live_exchanges() == before
+    finally:
+        gc.enable()
