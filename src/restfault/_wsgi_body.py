@@ -69,7 +69,11 @@ class Body(Exchange):
             if close is not None:
                 close()
         finally:
-            # Whatever keeps the environ (a framework's request does) no longer keeps this
-            # exchange and the app's body with it: both go as soon as the server drops them.
-            self.environ.pop(EXCHANGE_KEY, None)
-            finish(self.core, self.limiter, self)
+            self.done()
+
+    def done(self) -> None:
+        """The response is over: its ``deduct_when`` limits are counted, and whatever keeps
+        the environ (a framework's request does, in a cycle) no longer keeps this exchange
+        and the app's body with it, so both go as soon as the server drops them."""
+        self.environ.pop(EXCHANGE_KEY, None)
+        finish(self.core, self.limiter, self)

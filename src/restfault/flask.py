@@ -37,7 +37,7 @@ from ._registry import NO_ENDPOINT, EndpointRules, endpoint_name, reachable
 from ._settings import Settings
 from ._storage import SyncLimiter
 from ._translate import activate, deactivate
-from ._wsgi import EXCHANGE_KEY, Exchange, admit, answer, finish, respond
+from ._wsgi import EXCHANGE_KEY, Exchange, admit, answer, respond
 from ._wsgi_body import Body
 
 __all__ = ["RestFault"]
@@ -113,8 +113,7 @@ class RestFault(RoutedAdapter):
                 and isinstance(exchange.body, file_wrapper)
             ):
                 # Left as it is, so the server can still sendfile() it: its status is final.
-                environ.pop(EXCHANGE_KEY, None)
-                finish(core, limiter, exchange)
+                exchange.done()
                 return exchange.body
             return exchange
 
