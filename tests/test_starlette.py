@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -450,3 +451,66 @@ def test_one_restfault_limits_the_routes_of_each_app_it_serves() -> None:
         rf.init_app(app)
     assert [TestClient(apps[0]).get("/a").status_code for _ in range(2)] == [200, 429]
     assert [TestClient(apps[1]).get("/b").status_code for _ in range(2)] == [200, 429]
+
+
+class Failing:
+    """A route's own middleware that fails before the endpoint is reached."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("the gate's database is down")
+
+
+class StrictOrderNumber(Convertor[int]):
+    """An app's own path convertor that raises on what it does not expect, which the
+    router does not catch: the request fails while it is being routed."""
+
+    regex = "[^/]+"
+
+    def convert(self, value: str) -> int:
+        return int(value)  # ValueError for "abc"
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("restfault_tests_order", StrictOrderNumber())
+
+
+@pytest.mark.parametrize(
+    ("route", "path"),
+    [
+        (Route("/gated", ok, middleware=[Middleware(Failing)]), "/gated"),
+        (Route("/orders/{number:restfault_tests_order}", ok), "/orders/abc"),
+    ],
+    ids=["route-middleware", "while-routing"],
+)
+def test_a_failure_before_the_endpoint_is_refused_once_the_limit_is_spent(
+    clock: FakeClock, restfault_log: pytest.LogCaptureFixture, route: Route, path: str
+) -> None:
+    """A request that fails before its endpoint runs (in a route's own middleware, or in
+    the router itself) is still admitted: counted while the limit lasts, and answered 429
+    once it is spent, rather than with another 500."""
+
+    async def report(request: Request) -> JSONResponse:
+        return JSONResponse({"report": []})
+
+    # An endpoint's own limit elsewhere: requests are admitted where the router hands
+    # them over, so the failing one is admitted when it fails.
+    app, restfault = starlette_app(
+        [route, Route("/report", report)], style="bkend", default_limits="2/minute"
+    )
+    restfault.limit("10/minute")(report)
+    client = TestClient(app, raise_server_exceptions=False)
+    replies = [client.get(path) for _ in range(3)]
+    assert [r.status_code for r in replies] == [500, 500, 429]
+    assert replies[0].json() == {
+        "error": "INTERNAL_SERVER_ERROR",
+        "message": "Internal Server Error",
+    }
+    assert replies[1].headers["x-ratelimit-remaining"] == "0"
+    assert replies[2].json()["error"] == "RATE_LIMIT_EXCEEDED"
+    assert replies[2].headers["retry-after"] == "60"
+    assert len(error_records(restfault_log)) == 2  # the two failures, with their tracebacks
