@@ -113,11 +113,10 @@ class Exchange:
             return discard
         self.started = True
         self.status = code
-        return self.start_response(status, response_headers(core, self, headers), exc_info)
+        return self.start_response(status, response_headers(self, headers), exc_info)
 
 
 def admit(
-    core: Core,
     limiter: SyncLimiter,
     exchange: Exchange,
     endpoint: EndpointRules = NO_ENDPOINT,
@@ -125,7 +124,7 @@ def admit(
 ) -> Answer | None:
     """Decide this request's maintenance mode and limits: restfault's own answer (a 503 or
     a 429, every header included), or None to let the request through."""
-    environ = exchange.environ
+    core, environ = exchange.core, exchange.environ
     if core.requests_to_inspect > 0:
         core.inspect_request(
             bool(environ.get("wsgi.multiprocess")),  # gunicorn -w 2 and more
@@ -159,15 +158,14 @@ def admit(
     return denial.status, [*denial.headers, *extra], denial.body
 
 
-def answer(core: Core, exchange: Exchange, exc: BaseException) -> list[bytes]:
+def answer(exchange: Exchange, exc: BaseException) -> list[bytes]:
     """Start the envelope response for ``exc`` and return its body."""
-    response, _ = core.render(exc, exchange)
-    respond(core, exchange, response.status, response.headers, exc)
+    response, _ = exchange.core.render(exc, exchange)
+    respond(exchange, response.status, response.headers, exc)
     return [b""] if exchange.method == "HEAD" else [response.body]
 
 
 def respond(
-    core: Core,
     exchange: Exchange,
     status: int,
     headers: list[tuple[str, str]],
@@ -179,29 +177,25 @@ def respond(
     exc_info = (type(exc), exc, exc.__traceback__) if exchange.started and exc else None
     exchange.started = True
     exchange.status = status
-    headers = headers + core.rate_headers(exchange.verdict, time.time())
+    headers = headers + exchange.core.rate_headers(exchange.verdict, time.time())
     if exchange.request_id is not None:
-        headers = with_request_id(core, exchange, headers)
+        headers = with_request_id(exchange, headers)
     exchange.start_response(status_line(status), clean_headers(headers), exc_info)
 
 
-def response_headers(
-    core: Core, exchange: Exchange, headers: list[tuple[str, str]]
-) -> list[tuple[str, str]]:
+def response_headers(exchange: Exchange, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The app's response headers and what restfault adds to them: the rate-limit headers
     and the request's id (unless the app set it)."""
     if exchange.verdict is not None:
-        headers = [*headers, *core.rate_headers(exchange.verdict)]
+        headers = [*headers, *exchange.core.rate_headers(exchange.verdict)]
     if exchange.request_id is not None:
-        headers = with_request_id(core, exchange, headers)
+        headers = with_request_id(exchange, headers)
     return headers
 
 
-def with_request_id(
-    core: Core, exchange: Exchange, headers: list[tuple[str, str]]
-) -> list[tuple[str, str]]:
+def with_request_id(exchange: Exchange, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """``headers`` and the request's id, unless they carry it already (the app's own)."""
-    name = core.request_id_header
+    name = exchange.core.request_id_header
     request_id = exchange.request_id
     if name is None or request_id is None:
         return headers
@@ -211,7 +205,7 @@ def with_request_id(
     return [*headers, (name, request_id)]
 
 
-def finish(core: Core, limiter: SyncLimiter, exchange: Exchange) -> None:
+def finish(limiter: SyncLimiter, exchange: Exchange) -> None:
     """After the response: count the ``deduct_when`` limits its final status asks for."""
     if not (exchange.deducts and exchange.status):
         return

@@ -52,7 +52,7 @@ class Body(Exchange):
                     method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
                     self.run(log_after_start, exc, method, path)
                     raise
-                yield from self.run(answer, self.core, self, exc)
+                yield from self.run(answer, self, exc)
                 return
             if self.held is None:
                 body_sent = body_sent or bool(chunk)
@@ -61,7 +61,7 @@ class Body(Exchange):
             status, headers = self.held
             self.held = None
             held = http_exception(status, None, headers)
-            yield from self.run(answer, self.core, self, held)
+            yield from self.run(answer, self, held)
 
     def close(self) -> None:
         try:
@@ -76,4 +76,4 @@ class Body(Exchange):
         the environ (a framework's request does, in a cycle) no longer keeps this exchange
         and the app's body with it, so both go as soon as the server drops them."""
         self.environ.pop(EXCHANGE_KEY, None)
-        finish(self.core, self.limiter, self)
+        finish(self.limiter, self)

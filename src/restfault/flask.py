@@ -95,15 +95,15 @@ class RestFault(RoutedAdapter):
                     # Nothing Flask would do first changes the decision: admitted before
                     # Flask runs, so a 429 costs none of Flask's request machinery.
                     exchange.admitted = True
-                    answered = exchange.run(admit, core, limiter, exchange)
+                    answered = exchange.run(admit, limiter, exchange)
                 if answered is None:
                     exchange.body = exchange.run(wsgi_app, environ, exchange)
                 else:  # a 429
                     status, headers, content = answered
-                    respond(core, exchange, status, headers)
+                    respond(exchange, status, headers)
                     exchange.body = [b"" if exchange.method == "HEAD" else content]
             except Exception as exc:
-                exchange.body = exchange.run(answer, core, exchange, exc)
+                exchange.body = exchange.run(answer, exchange, exc)
             finally:
                 deactivate(activation)
             file_wrapper = environ.get("wsgi.file_wrapper")
@@ -165,7 +165,7 @@ class RestFault(RoutedAdapter):
         if exchange.admitted:  # before Flask ran (``Core.admits_unrouted``)
             return None
         exchange.admitted = True
-        answered = admit(core, self.limiter, exchange, self._endpoint_rules(), _request)
+        answered = admit(self.limiter, exchange, self._endpoint_rules(), _request)
         if answered is None:
             return None
         # A 429 (rendered once per code) or maintenance mode's 503, every header included:

@@ -64,11 +64,11 @@ class RestFaultMiddleware(Adapter):
         core = self.core
         try:
             if core.admits:
-                answered = admit(core, self.limiter, exchange)
+                answered = admit(self.limiter, exchange)
                 if answered is not None:  # a 429, or maintenance mode's 503
                     status, headers, body = answered
-                    respond(core, exchange, status, headers)
+                    respond(exchange, status, headers)
                     return [b"" if exchange.method == "HEAD" else body]
             return self.app(exchange.environ, exchange)
         except Exception as exc:
-            return answer(core, exchange, exc)
+            return answer(exchange, exc)
